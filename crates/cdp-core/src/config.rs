@@ -1,0 +1,294 @@
+//! Layered configuration: built-in defaults, then `cdp.toml`, then
+//! `CDP__SECTION__KEY` environment variables; validated once, at start.
+//!
+//! The binary reads the environment and hands it in, so no library looks at
+//! process state on its own:
+//!
+//! ```
+//! use cdp_core::config::Config;
+//!
+//! let env = [("CDP__LAKE__URI".to_string(), "/data/lake".to_string())];
+//! let config = Config::load(None, env).unwrap();
+//! assert_eq!(config.lake.uri, "/data/lake");
+//! assert_eq!(config.time.timezone, "Asia/Shanghai");
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+use crate::error::{Error, Result};
+use crate::time::{BusinessCalendar, DEFAULT_TIMEZONE};
+
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "CDP__";
+
+/// The config file read from the working directory when none is named.
+pub const DEFAULT_FILE: &str = "cdp.toml";
+
+/// All of cdp's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the lake lives.
+    pub lake: LakeConfig,
+    /// Business time.
+    pub time: TimeConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[lake]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// A local folder or an object-store URL (`file:///…`, `s3://bucket/prefix`).
+    pub uri: String,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            uri: "./lake".into(),
+        }
+    }
+}
+
+/// `[time]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeConfig {
+    /// IANA time zone of the bank's business day.
+    pub timezone: String,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        Self {
+            timezone: DEFAULT_TIMEZONE.into(),
+        }
+    }
+}
+
+impl TimeConfig {
+    /// The business calendar for this time zone (validated at load).
+    pub fn calendar(&self) -> Result<BusinessCalendar> {
+        BusinessCalendar::new(&self.timezone)
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `cdp_ingest=debug,info`.
+    pub level: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (or `./cdp.toml` when `file` is `None`
+    /// and it exists), then the `CDP__SECTION__KEY` variables among `env`,
+    /// and validates the result.
+    pub fn load<I>(file: Option<&Path>, env: I) -> Result<Config>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut merged = match Value::try_from(Config::default()) {
+            Ok(Value::Table(t)) => t,
+            _ => Table::new(),
+        };
+        let default_file = PathBuf::from(DEFAULT_FILE);
+        let file = match file {
+            Some(path) => Some(path),
+            None => default_file.exists().then_some(default_file.as_path()),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+                path: path.into(),
+                source,
+            })?;
+            let table: Table = toml::from_str(&text).map_err(|source| Error::ConfigParse {
+                path: path.into(),
+                source: Box::new(source),
+            })?;
+            merge(&mut merged, table);
+        }
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        vars.sort();
+        for (var, value) in vars {
+            apply_env(&mut merged, &var, &value)?;
+        }
+        let config: Config =
+            Value::Table(merged)
+                .try_into()
+                .map_err(|source| Error::ConfigShape {
+                    source: Box::new(source),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that deserialize but make no sense.
+    pub fn validate(&self) -> Result<()> {
+        if self.lake.uri.trim().is_empty() {
+            return Err(Error::ConfigValue {
+                key: "lake.uri",
+                value: self.lake.uri.clone(),
+                reason: "must name a folder or an object-store URL".into(),
+            });
+        }
+        BusinessCalendar::new(&self.time.timezone).map_err(|e| Error::ConfigValue {
+            key: "time.timezone",
+            value: self.time.timezone.clone(),
+            reason: e.to_string(),
+        })?;
+        if self.log.level.trim().is_empty() {
+            return Err(Error::ConfigValue {
+                key: "log.level",
+                value: self.log.level.clone(),
+                reason: "must be a tracing filter such as `info`".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Deep-merges `over` into `base`: tables merge, anything else replaces.
+fn merge(base: &mut Table, over: Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Sets `CDP__SECTION__KEY=value` into the table. The value is read as a
+/// TOML literal when it is one (`true`, `42`, `1.5`, `["a"]`), else as text.
+fn apply_env(table: &mut Table, var: &str, raw: &str) -> Result<()> {
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_lowercase)
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(Error::ConfigEnv {
+            var: var.into(),
+            reason: "expected CDP__SECTION__KEY with non-empty parts",
+        });
+    }
+    let value = toml::from_str::<Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.into()));
+    let (last, sections) = path.split_last().expect("at least one part");
+    let mut node = table;
+    for section in sections {
+        let entry = node
+            .entry(section.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        node = match entry {
+            Value::Table(t) => t,
+            _ => {
+                return Err(Error::ConfigEnv {
+                    var: var.into(),
+                    reason: "a section in its name is a plain setting",
+                });
+            }
+        };
+    }
+    node.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cdp.toml");
+        std::fs::write(
+            &file,
+            "[lake]\nuri = \"/from/file\"\n[log]\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.lake.uri, "/from/file");
+        assert_eq!(c.log.level, "debug");
+        assert_eq!(c.time.timezone, "Asia/Shanghai");
+
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("CDP__LAKE__URI", "s3://bank/lake"),
+                ("CDP__LOG__FORMAT", "json"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.lake.uri, "s3://bank/lake");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.log.level, "debug");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = Config::load(None, env(&[("CDP__LAKE__URL", "x")])).unwrap_err();
+        assert!(err.to_string().contains("unknown field `url`"), "{err}");
+
+        let err = Config::load(None, env(&[("CDP__TIME__TIMEZONE", "Mars/Base")])).unwrap_err();
+        assert!(err.to_string().contains("time.timezone"), "{err}");
+
+        let err = Config::load(None, env(&[("CDP__LAKE__URI__X", "1")])).unwrap_err();
+        assert!(err.to_string().contains("CDP__LAKE__URI__X"), "{err}");
+
+        let err = Config::load(None, env(&[("CDP__LAKE__URI", "42")])).unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+
+        let missing = Path::new("/definitely/not/here/cdp.toml");
+        let err = Config::load(Some(missing), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("/definitely/not/here"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[lake\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+    }
+}

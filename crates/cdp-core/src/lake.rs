@@ -1,0 +1,437 @@
+//! The lake: an `object_store` root (a local folder by default, `s3://…`
+//! later), its path layout, and the publish primitive.
+//!
+//! Every stage writes new, uniquely named files and then publishes them by
+//! swapping one small JSON manifest (write to a staging name, then rename),
+//! so a reader sees either the previous manifest or the new one, never half
+//! of a snapshot, and a crash before the swap leaves nothing visible.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use cdp_core::lake::Lake;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+//! let first = lake.publish("silver/features", &vec!["part-0.parquet"], None).await.unwrap();
+//! assert_eq!(first.version, 1);
+//! let current = lake.read_manifest::<Vec<String>>("silver/features").await.unwrap().unwrap();
+//! assert_eq!(current.body, ["part-0.parquet"]);
+//! # });
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tracing::instrument;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Folder of manifests inside the lake.
+pub const MANIFESTS: &str = "_manifests";
+
+/// A published manifest: a version number and a body naming what is current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest<T> {
+    /// Manifest name, e.g. `silver/features`.
+    pub name: String,
+    /// 1 for the first publish, +1 for each one after.
+    pub version: u64,
+    /// When this version was published.
+    pub published_at: DateTime<Utc>,
+    /// What is published.
+    pub body: T,
+}
+
+/// The lake root and its object store.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    uri: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    local_root: Option<PathBuf>,
+}
+
+impl Lake {
+    /// Opens a lake: a local folder (created when missing), `file:///…`,
+    /// `memory://` (tests), or any URL `object_store` supports in this build.
+    pub fn open(uri: &str) -> Result<Lake> {
+        let bad = |reason: String| Error::LakeUri {
+            uri: uri.into(),
+            reason,
+        };
+        if uri == "memory://" {
+            return Ok(Lake {
+                uri: uri.into(),
+                store: Arc::new(InMemory::new()),
+                prefix: Path::default(),
+                local_root: None,
+            });
+        }
+        let local = match uri.strip_prefix("file://") {
+            Some(rest) => Some(PathBuf::from(rest)),
+            None if !uri.contains("://") => Some(PathBuf::from(uri)),
+            None => None,
+        };
+        if let Some(dir) = local {
+            std::fs::create_dir_all(&dir).map_err(|e| bad(format!("cannot create folder: {e}")))?;
+            let root = dir
+                .canonicalize()
+                .map_err(|e| bad(format!("cannot resolve folder: {e}")))?;
+            let store = LocalFileSystem::new_with_prefix(&root)
+                .map_err(|e| bad(e.to_string()))?
+                .with_automatic_cleanup(true);
+            return Ok(Lake {
+                uri: uri.into(),
+                store: Arc::new(store),
+                prefix: Path::default(),
+                local_root: Some(root),
+            });
+        }
+        let url = Url::parse(uri).map_err(|e| bad(e.to_string()))?;
+        let (store, prefix) = object_store::parse_url(&url).map_err(|e| bad(e.to_string()))?;
+        Ok(Lake {
+            uri: uri.into(),
+            store: Arc::from(store),
+            prefix,
+            local_root: None,
+        })
+    }
+
+    /// The URI the lake was opened with.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The underlying object store (paths are relative to [`Lake::root`]).
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The prefix of the lake inside its store.
+    pub fn root(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The folder on disk, for a local lake.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    /// `relative` resolved under the lake root.
+    pub fn path(&self, relative: &str) -> Path {
+        relative
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .fold(self.prefix.clone(), |acc, part| acc.clone().join(part))
+    }
+
+    /// Writes an object atomically (visible whole or not at all).
+    pub async fn put(&self, relative: &str, bytes: Bytes) -> Result<()> {
+        let path = self.path(relative);
+        self.store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(|source| store_error("put", &path, source))?;
+        Ok(())
+    }
+
+    /// Reads an object, `None` when it does not exist.
+    pub async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
+        let path = self.path(relative);
+        match self.store.get(&path).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|source| store_error("read", &path, source)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(store_error("get", &path, source)),
+        }
+    }
+
+    /// Lists every object under `relative`, sorted by path.
+    pub async fn list(&self, relative: &str) -> Result<Vec<ObjectMeta>> {
+        let path = self.path(relative);
+        let mut items: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&path))
+            .try_collect()
+            .await
+            .map_err(|source| store_error("list", &path, source))?;
+        items.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(items)
+    }
+
+    /// Reads the current version of manifest `name`, `None` before the first publish.
+    pub async fn read_manifest<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<Manifest<T>>> {
+        let relative = manifest_path(name);
+        let Some(bytes) = self.get(&relative).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::ManifestCorrupt {
+                path: self.path(&relative).to_string(),
+                source,
+            })
+    }
+
+    /// Publishes a new version of manifest `name`.
+    ///
+    /// With `expected_version`, fails with [`Error::ManifestConflict`] unless
+    /// the current version is that one (`Some(0)`: no manifest yet). Each
+    /// version is first written once, create-only, to the manifest's history
+    /// (`_manifests/<name>/v<version>.json`), so two writers can never both
+    /// publish the same version; then the current manifest is replaced by a
+    /// write to a staging name and a rename.
+    #[instrument(skip_all, fields(lake = %self.uri, manifest = name))]
+    pub async fn publish<T>(
+        &self,
+        name: &str,
+        body: &T,
+        expected_version: Option<u64>,
+    ) -> Result<Manifest<T>>
+    where
+        T: Serialize + Clone,
+    {
+        let current = self.read_manifest::<serde_json::Value>(name).await?;
+        let current_version = current.map_or(0, |m| m.version);
+        if let Some(expected) = expected_version
+            && expected != current_version
+        {
+            return Err(Error::ManifestConflict {
+                name: name.into(),
+                version: current_version,
+            });
+        }
+        let manifest = Manifest {
+            name: name.into(),
+            version: current_version + 1,
+            published_at: Utc::now(),
+            body: body.clone(),
+        };
+        let bytes = Bytes::from(serde_json::to_vec_pretty(&manifest).map_err(|source| {
+            Error::ManifestCorrupt {
+                path: manifest_path(name),
+                source,
+            }
+        })?);
+
+        let history = self.path(&format!(
+            "{MANIFESTS}/{name}/v{:010}.json",
+            manifest.version
+        ));
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&history, PutPayload::from(bytes.clone()), create)
+            .await
+        {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                return Err(Error::ManifestConflict {
+                    name: name.into(),
+                    version: manifest.version,
+                });
+            }
+            Err(source) => return Err(store_error("put", &history, source)),
+        }
+
+        let target = self.path(&manifest_path(name));
+        let staging = self.path(&format!(
+            "{MANIFESTS}/_staging/{}.{}.json",
+            name.replace('/', "__"),
+            uuid::Uuid::new_v4()
+        ));
+        self.store
+            .put(&staging, PutPayload::from(bytes))
+            .await
+            .map_err(|source| store_error("put", &staging, source))?;
+        self.store
+            .rename(&staging, &target)
+            .await
+            .map_err(|source| store_error("rename", &target, source))?;
+        tracing::info!(version = manifest.version, "published");
+        Ok(manifest)
+    }
+}
+
+fn store_error(op: &'static str, path: &Path, source: object_store::Error) -> Error {
+    Error::Store {
+        op,
+        path: path.to_string(),
+        source,
+    }
+}
+
+/// Where manifest `name` lives, relative to the lake root.
+pub fn manifest_path(name: &str) -> String {
+    format!("{MANIFESTS}/{name}.json")
+}
+
+/// The lake's folder layout (relative paths).
+pub mod paths {
+    use super::NaiveDate;
+
+    /// `bronze/<source>`
+    pub fn bronze(source: &str) -> String {
+        format!("bronze/{source}")
+    }
+
+    /// `bronze/<source>/dt=YYYY-MM-DD`
+    pub fn bronze_partition(source: &str, dt: NaiveDate) -> String {
+        format!("bronze/{source}/dt={dt}")
+    }
+
+    /// `quarantine/<source>`
+    pub fn quarantine(source: &str) -> String {
+        format!("quarantine/{source}")
+    }
+
+    /// `silver/<table>/as_of=YYYY-MM-DD`
+    pub fn silver_snapshot(table: &str, as_of: NaiveDate) -> String {
+        format!("silver/{table}/as_of={as_of}")
+    }
+
+    /// `gold/<table>/as_of=YYYY-MM-DD`
+    pub fn gold_snapshot(table: &str, as_of: NaiveDate) -> String {
+        format!("gold/{table}/as_of={as_of}")
+    }
+
+    /// `models/<kind>/<version>`
+    pub fn model(kind: &str, version: &str) -> String {
+        format!("models/{kind}/{version}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn publish_increments_versions_and_keeps_history() {
+        rt().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+            assert!(
+                lake.read_manifest::<u32>("gold/scores")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            lake.publish("gold/scores", &1u32, Some(0)).await.unwrap();
+            let second = lake.publish("gold/scores", &2u32, Some(1)).await.unwrap();
+            assert_eq!(second.version, 2);
+            let current = lake
+                .read_manifest::<u32>("gold/scores")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((current.version, current.body), (2, 2));
+            let history = lake.list("_manifests/gold/scores").await.unwrap();
+            assert_eq!(history.len(), 2);
+            // nothing left in staging
+            assert!(lake.list("_manifests/_staging").await.unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_stale_writer_is_refused() {
+        rt().block_on(async {
+            let lake = Lake::open("memory://").unwrap();
+            lake.publish("silver/x", &"a", None).await.unwrap();
+            let err = lake.publish("silver/x", &"b", Some(0)).await.unwrap_err();
+            assert!(
+                matches!(err, Error::ManifestConflict { version: 1, .. }),
+                "{err}"
+            );
+            // a writer that raced to the same version loses at the history file
+            lake.put(
+                "_manifests/silver/x/v0000000002.json",
+                Bytes::from_static(b"{}"),
+            )
+            .await
+            .unwrap();
+            let err = lake.publish("silver/x", &"c", Some(1)).await.unwrap_err();
+            assert!(
+                matches!(err, Error::ManifestConflict { version: 2, .. }),
+                "{err}"
+            );
+            let current = lake
+                .read_manifest::<String>("silver/x")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(current.body, "a");
+        });
+    }
+
+    #[test]
+    fn a_crash_before_the_swap_leaves_the_old_manifest_current() {
+        rt().block_on(async {
+            let lake = Lake::open("memory://").unwrap();
+            lake.publish("silver/y", &1u8, None).await.unwrap();
+            // a writer that died after staging its manifest
+            lake.put(
+                "_manifests/_staging/silver__y.dead.json",
+                Bytes::from_static(b"{"),
+            )
+            .await
+            .unwrap();
+            let current = lake.read_manifest::<u8>("silver/y").await.unwrap().unwrap();
+            assert_eq!(current.body, 1);
+        });
+    }
+
+    #[test]
+    fn corrupt_manifests_and_bad_uris_are_named() {
+        rt().block_on(async {
+            let lake = Lake::open("memory://").unwrap();
+            lake.put("_manifests/bad.json", Bytes::from_static(b"not json"))
+                .await
+                .unwrap();
+            let err = lake.read_manifest::<u8>("bad").await.unwrap_err();
+            assert!(err.to_string().contains("_manifests/bad.json"), "{err}");
+        });
+        let err = Lake::open("gopher://nowhere").unwrap_err();
+        assert!(err.to_string().contains("gopher://nowhere"), "{err}");
+    }
+
+    #[test]
+    fn layout() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        assert_eq!(
+            paths::bronze_partition("transactions", d),
+            "bronze/transactions/dt=2026-01-31"
+        );
+        assert_eq!(
+            paths::silver_snapshot("features", d),
+            "silver/features/as_of=2026-01-31"
+        );
+        assert_eq!(paths::model("offer", "v3"), "models/offer/v3");
+        let lake = Lake::open("memory://").unwrap();
+        assert_eq!(lake.path("/bronze//x/").to_string(), "bronze/x");
+    }
+}
