@@ -900,7 +900,7 @@ mod tests {
             InvalidNumber
         );
         assert_eq!(
-            reason("transactions", &[("amount", "99999999.00")]),
+            reason("transactions", &[("amount", "9999999999.00")]),
             OutOfRange
         );
         assert_eq!(

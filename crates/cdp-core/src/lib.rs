@@ -11,6 +11,8 @@
 //!   ([`time::BusinessCalendar`]).
 //! * [`contract`]: the raw source contracts of `schemas/` and the row
 //!   validator that enforces them ([`contract::Contracts::embedded`]).
+//! * [`rawfile`]: raw files (plain or `.gz`) read record by record with their
+//!   line numbers, and checked against their contract ([`rawfile::check_file`]).
 //! * [`identity`] and [`pii`]: normalised, hashed identity keys and masking.
 //! * [`reference`]: embedded reference data (card products, FX rates).
 //! * [`progress`]: the progress-reporting trait long tasks report through.
@@ -23,6 +25,7 @@ pub mod identity;
 pub mod lake;
 pub mod pii;
 pub mod progress;
+pub mod rawfile;
 pub mod reference;
 pub mod time;
 
