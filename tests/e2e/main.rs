@@ -1,1 +1,9 @@
+//! End-to-end tests of the `cdp` binary on freshly generated data and on
+//! the committed sample in `data/samples/`.
 
+mod cli;
+mod gen_truth;
+mod identity;
+mod samples;
+mod support;
+mod timezones;

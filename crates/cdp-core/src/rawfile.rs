@@ -124,10 +124,9 @@ where
             }
         }
         Format::Ndjson => {
-            let mut line_no = 0;
-            for line in reader.split(b'\n') {
+            for (index, line) in reader.split(b'\n').enumerate() {
                 let mut text = line.map_err(io)?;
-                line_no += 1;
+                let line_no = index as u64 + 1;
                 if text.last() == Some(&b'\r') {
                     text.pop();
                 }

@@ -274,3 +274,84 @@ pub fn not_json(r: &mut ChaCha8Rng) -> &'static str {
     .choose(r)
     .expect("non-empty")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{Stream, rng};
+    use crate::sink::Buffer;
+    use crate::sources::{self, Clock, Source};
+    use crate::world::World;
+    use cdp_core::contract::Contracts;
+    use cdp_core::rawfile::check_file;
+
+    /// Plants every applicable kind into real rows of every source and
+    /// checks the validator gives exactly the declared reason.
+    #[test]
+    fn every_kind_breaks_its_contract_with_the_declared_reason() {
+        let w = World {
+            seed: 1,
+            persons: 300,
+            days: 20,
+            start: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            products: cdp_core::reference::card_products().unwrap(),
+        };
+        let clock = Clock::new(&w);
+        let mut rows: Vec<Vec<Row>> = vec![Vec::new(); 5];
+        for i in 0..w.persons {
+            let p = w.person(i);
+            for d in [0, 3, 10, 17] {
+                let mut out = Vec::new();
+                let r = &mut rng(9, Stream::Dirt, u64::from(i), u64::from(d));
+                sources::customers(&w, &clock, &p, d, r, &mut out);
+                sources::transactions(&w, &clock, &p, d, r, &mut out);
+                sources::device_events(&w, &clock, &p, d, r, &mut out);
+                sources::social_profiles(&w, &clock, &p, d, r, &mut out);
+                sources::offer_events(&w, &clock, &p, d, r, &mut out);
+                for (s, _, row) in out {
+                    rows[s as usize].push(row);
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = rng(2, Stream::Dirt, 0, 0);
+        for s in Source::ALL {
+            let contract = Contracts::embedded().get(s.name()).unwrap();
+            let sample = &rows[s as usize];
+            assert!(!sample.is_empty(), "no rows for {}", s.name());
+            for kind in applicable(contract) {
+                let ext = if contract.format == Format::Csv {
+                    "csv"
+                } else {
+                    "ndjson"
+                };
+                let path = dir
+                    .path()
+                    .join(format!("{}_{}.{ext}", s.name(), kind.code()));
+                let mut file = Vec::new();
+                if contract.format == Format::Csv {
+                    crate::row::write_header(&mut file, contract).unwrap();
+                }
+                let mut buf = Buffer::default();
+                for row in sample.iter().take(40) {
+                    let mut row = row.clone();
+                    let op = plant(kind, contract, &mut row, &mut r);
+                    buf.push(contract, &row, op, Some(kind), &mut r);
+                }
+                file.extend_from_slice(&buf.into_bytes());
+                std::fs::write(&path, file).unwrap();
+                let check = check_file(&path, contract).unwrap();
+                let expected = kind.reason(contract.format).unwrap();
+                assert_eq!(
+                    check.violations.len() as u64,
+                    check.rows,
+                    "{} {kind:?}",
+                    s.name()
+                );
+                for (line, v) in check.violations {
+                    assert_eq!(v.reason, expected, "{} {kind:?} line {line}: {v}", s.name());
+                }
+            }
+        }
+    }
+}

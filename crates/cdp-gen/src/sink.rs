@@ -62,6 +62,13 @@ impl Buffer {
     }
 }
 
+impl Buffer {
+    /// The serialised rows.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
 /// Counts per source, as `cdp ingest --json` reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {

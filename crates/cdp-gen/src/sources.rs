@@ -516,7 +516,7 @@ pub fn social_profiles(
 ) {
     let entities = u64::from(w.persons) * 2;
     for s in &p.socials {
-        if d < s.phase || (d - s.phase) % 30 != 0 {
+        if d < s.phase || !(d - s.phase).is_multiple_of(30) {
             continue;
         }
         let email = p.email();
@@ -551,7 +551,7 @@ pub fn social_profiles(
     }
     if let Some(j) = w.stranger_of(p.index) {
         let platform = (j as usize) % PLATFORMS.len();
-        if d >= j % 30 && (d - j % 30) % 30 == 0 {
+        if d >= j % 30 && (d - j % 30).is_multiple_of(30) {
             let phone = Person::mobile(j, 9);
             let (ph, eh) = if j % 5 == 0 {
                 (

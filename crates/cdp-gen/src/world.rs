@@ -250,7 +250,7 @@ impl World {
     /// Stranger (non-customer) social profiles owned by person `i`'s chunk:
     /// one for every fifth person.
     pub fn stranger_of(&self, i: u32) -> Option<u32> {
-        (i % 5 == 0).then_some(i / 5)
+        i.is_multiple_of(5).then_some(i / 5)
     }
 
     fn block_offset(i: u32) -> u32 {
@@ -612,8 +612,9 @@ impl World {
             );
             let rate = 1.2 * f64::from(self.days) / 90.0;
             let n = Poisson::new(rate.max(1e-9)).expect("valid").sample(&mut r) as u32;
-            let mut days: Vec<u32> = (0..n.min(4))
-                .filter_map(|_| (self.days > 1).then(|| r.random_range(1..self.days)))
+            let n = if self.days > 1 { n.min(4) } else { 0 };
+            let mut days: Vec<u32> = (0..n)
+                .map(|_| r.random_range(1..self.days))
                 .filter(|d| *d as i32 > p.onboard[slot as usize])
                 .collect();
             days.sort_unstable();

@@ -1,0 +1,86 @@
+//! Command-line behaviour: teaching help, one-line errors, nothing overwritten.
+
+use crate::support::{cdp, generate, run_err, run_ok};
+
+#[test]
+fn help_teaches_by_example() {
+    let top = run_ok(&["--help"]);
+    assert!(top.contains("cdp gen --out"), "{top}");
+    let gen_help = run_ok(&["gen", "--help"]);
+    assert!(
+        gen_help.contains("Examples:") && gen_help.contains("--dirty-rate"),
+        "{gen_help}"
+    );
+    let validate_help = run_ok(&["validate", "--help"]);
+    assert!(validate_help.contains("--violations"), "{validate_help}");
+}
+
+#[test]
+fn bad_input_gets_a_one_line_reason_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for (args, expect) in [
+        (vec!["gen", "--out", d, "--dirty-rate", "0.9"], "dirty-rate"),
+        (vec!["gen", "--out", d, "--customers", "0"], "customers"),
+        (
+            vec!["validate", "--source", "/no/such/folder"],
+            "/no/such/folder",
+        ),
+    ] {
+        let out = run_err(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+    }
+    let out = cdp()
+        .args(["--config", "/no/cdp.toml", "validate", "--source", d])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/cdp.toml"));
+}
+
+#[test]
+fn a_folder_with_files_is_not_overwritten_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("notes.txt");
+    std::fs::write(&keep, "mine").unwrap();
+    let out = run_err(&[
+        "gen",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--customers",
+        "50",
+        "--days",
+        "2",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    generate(dir.path(), 50, 2, 1, 0.0, &["--force"]);
+    generate(dir.path(), 50, 3, 1, 0.0, &["--force"]);
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "mine");
+    let days = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("transactions_")
+        })
+        .count();
+    assert_eq!(days, 3, "files of the earlier run were replaced");
+}
+
+#[test]
+fn a_broken_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 60, 2, 1, 0.0, &[]);
+    let broken = dir.path().join("transactions_2026-01-02.csv");
+    std::fs::write(&broken, "id,amount\n1,2\n").unwrap();
+    let out = run_err(&["validate", "--source", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("transactions_2026-01-02.csv") && stderr.contains("missing columns"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,119 @@
+//! Running `cdp` and reading what it wrote.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `cdp` binary under test.
+pub fn cdp() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdp"));
+    cmd.env_remove("CDP_LAKE").env("RUST_BACKTRACE", "0");
+    cmd
+}
+
+/// Runs `cdp ARGS`, asserting success; returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = cdp().args(args).output().expect("cdp runs");
+    assert!(
+        out.status.success(),
+        "cdp {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs `cdp ARGS`, asserting failure; returns the output.
+pub fn run_err(args: &[&str]) -> Output {
+    let out = cdp().args(args).output().expect("cdp runs");
+    assert!(!out.status.success(), "cdp {args:?} should fail");
+    out
+}
+
+/// Generates a data set into `dir` and returns the `--json` summary.
+pub fn generate(
+    dir: &Path,
+    customers: u32,
+    days: u32,
+    seed: u64,
+    rate: f64,
+    extra: &[&str],
+) -> serde_json::Value {
+    let (c, d, s, r) = (
+        customers.to_string(),
+        days.to_string(),
+        seed.to_string(),
+        rate.to_string(),
+    );
+    let mut args = vec![
+        "gen",
+        "--out",
+        dir.to_str().unwrap(),
+        "--customers",
+        &c,
+        "--days",
+        &d,
+        "--seed",
+        &s,
+        "--dirty-rate",
+        &r,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&run_ok(&args)).expect("gen --json prints JSON")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Rows of a CSV file (plain or .gz) as maps from column to value.
+pub fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let reader = cdp_core::rawfile::open(path).unwrap();
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let headers = csv.headers().unwrap().clone();
+    csv.byte_records()
+        .map(|r| {
+            let r = r.unwrap();
+            let cells = r
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .chain(std::iter::repeat(String::new()));
+            headers.iter().map(String::from).zip(cells).collect()
+        })
+        .collect()
+}
+
+/// Data files of a generated folder, sorted by name.
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every file under `dir` (recursively) with its bytes.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
