@@ -25,17 +25,16 @@ impl Cell {
         Cell::Text(s.into())
     }
 
-    /// The cell as CSV text.
-    fn csv_bytes(&self) -> Vec<u8> {
-        match self {
-            Cell::Null => Vec::new(),
-            Cell::Text(s) => s.as_bytes().to_vec(),
-            Cell::Int(n) => n.to_string().into_bytes(),
-            Cell::Dec(x, d) => format!("{x:.d$}").into_bytes(),
-            Cell::Bool(b) => b.to_string().into_bytes(),
-            Cell::List(items) => items.join(";").into_bytes(),
-            Cell::Bytes(b) => b.clone(),
-        }
+    /// Appends the text of a number, boolean or list cell.
+    fn write_text(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = match self {
+            Cell::Int(n) => write!(out, "{n}"),
+            Cell::Dec(x, d) => write!(out, "{x:.d$}"),
+            Cell::Bool(b) => write!(out, "{b}"),
+            Cell::List(items) => write!(out, "{}", items.join(";")),
+            Cell::Null | Cell::Text(_) | Cell::Bytes(_) => Ok(()),
+        };
     }
 
     fn write_json(&self, out: &mut Vec<u8>) {
@@ -53,15 +52,31 @@ impl Cell {
 /// A row and how to lay it out.
 pub type Row = Vec<Cell>;
 
-/// Appends `row` as one CSV record (all cells, or the first `width`).
-pub fn write_csv(out: &mut Vec<u8>, row: &[Cell], width: usize) {
-    let mut writer = csv::WriterBuilder::new()
+/// A CSV writer for rows (no header, `\n` terminator, quoting as needed).
+pub fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
         .flexible(true)
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(out);
-    let cells: Vec<Vec<u8>> = row.iter().take(width).map(Cell::csv_bytes).collect();
-    writer.write_record(&cells).expect("writing to a Vec");
-    writer.flush().expect("writing to a Vec");
+        .from_writer(Vec::new())
+}
+
+/// Writes `row` as one CSV record: all cells, or the first `width`.
+pub fn write_csv(writer: &mut csv::Writer<Vec<u8>>, row: &[Cell], width: usize) {
+    let mut scratch = String::new();
+    for cell in row.iter().take(width) {
+        let bytes: &[u8] = match cell {
+            Cell::Null => b"",
+            Cell::Text(s) => s.as_bytes(),
+            Cell::Bytes(b) => b,
+            other => {
+                scratch.clear();
+                other.write_text(&mut scratch);
+                scratch.as_bytes()
+            }
+        };
+        writer.write_field(bytes).expect("writing to a Vec");
+    }
+    writer.write_record(None::<&[u8]>).expect("writing to a Vec");
 }
 
 /// Appends `row` as one JSON object line; keys listed in `skip` are left out.
@@ -99,7 +114,7 @@ mod tests {
 
     #[test]
     fn csv_quotes_only_what_needs_quoting() {
-        let mut out = Vec::new();
+        let mut out = csv_writer();
         let row = vec![
             Cell::text("plain"),
             Cell::text("Wang's \"Golden\", Ltd"),
@@ -109,7 +124,7 @@ mod tests {
         ];
         write_csv(&mut out, &row, row.len());
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(out.into_inner().unwrap()).unwrap(),
             "plain,\"Wang's \"\"Golden\"\", Ltd\",-12.50,,a;b\n"
         );
     }

@@ -21,6 +21,7 @@ use crate::row::{self, Row};
 #[derive(Debug, Default)]
 pub struct Buffer {
     bytes: Vec<u8>,
+    csv: Option<csv::Writer<Vec<u8>>>,
     rows: u64,
     marks: Vec<(u64, Kind)>,
 }
@@ -44,8 +45,13 @@ impl Buffer {
                 self.bytes.extend_from_slice(dirt::not_json(r).as_bytes());
                 self.bytes.push(b'\n');
             }
-            (Format::Csv, LineOp::Short(n)) => row::write_csv(&mut self.bytes, row, n),
-            (Format::Csv, _) => row::write_csv(&mut self.bytes, row, row.len()),
+            (Format::Csv, op) => {
+                let width = match op {
+                    LineOp::Short(n) => n,
+                    _ => row.len(),
+                };
+                row::write_csv(self.csv.get_or_insert_with(row::csv_writer), row, width);
+            }
             (Format::Ndjson, LineOp::Truncate) => {
                 let mut line = Vec::new();
                 row::write_json(&mut line, contract, row, None);
@@ -64,7 +70,10 @@ impl Buffer {
 
 impl Buffer {
     /// The serialised rows.
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        if let Some(writer) = self.csv.take() {
+            self.bytes = writer.into_inner().expect("writing to a Vec cannot fail");
+        }
         self.bytes
     }
 }
@@ -129,17 +138,18 @@ impl DayFile {
         &mut self,
         source: &str,
         contract: &Contract,
-        buf: Buffer,
+        mut buf: Buffer,
         truth: &mut Truth,
     ) -> Result<()> {
-        for (index, kind) in buf.marks {
+        let rows = buf.rows;
+        for (index, kind) in std::mem::take(&mut buf.marks) {
             let line = self.header_lines + self.rows + index + 1;
             truth.record(source, &self.name, line, kind, contract.format)?;
         }
-        truth.count(source, buf.rows);
-        self.rows += buf.rows;
+        truth.count(source, rows);
+        self.rows += rows;
         self.out
-            .write_all(&buf.bytes)
+            .write_all(&buf.into_bytes())
             .map_err(|source| Error::Write {
                 path: self.path.clone(),
                 source,
