@@ -192,11 +192,14 @@ impl Lake {
     /// Publishes a new version of manifest `name`.
     ///
     /// With `expected_version`, fails with [`Error::ManifestConflict`] unless
-    /// the current version is that one (`Some(0)`: no manifest yet). Each
-    /// version is first written once, create-only, to the manifest's history
-    /// (`_manifests/<name>/v<version>.json`), so two writers can never both
-    /// publish the same version; then the current manifest is replaced by a
-    /// write to a staging name and a rename.
+    /// the current version is that one (`Some(0)`: no manifest yet).
+    ///
+    /// Each version is first written once, create-only, to the manifest's
+    /// history (`_manifests/<name>/v<version>.json`): that write is the
+    /// commit, so two writers can never both publish the same version. Then
+    /// the current manifest is replaced by a write to a staging name and a
+    /// rename. A writer that died between the two is rolled forward by the
+    /// next publish (its files were complete before it committed).
     #[instrument(skip_all, fields(lake = %self.uri, manifest = name))]
     pub async fn publish<T>(
         &self,
@@ -207,8 +210,24 @@ impl Lake {
     where
         T: Serialize + Clone,
     {
-        let current = self.read_manifest::<serde_json::Value>(name).await?;
-        let current_version = current.map_or(0, |m| m.version);
+        let mut current_version = self
+            .read_manifest::<serde_json::Value>(name)
+            .await?
+            .map_or(0, |m| m.version);
+        while let Some(committed) = self.get(&history_path(name, current_version + 1)).await? {
+            current_version += 1;
+            serde_json::from_slice::<Manifest<serde_json::Value>>(&committed).map_err(
+                |source| Error::ManifestCorrupt {
+                    path: self.path(&history_path(name, current_version)).to_string(),
+                    source,
+                },
+            )?;
+            tracing::warn!(
+                version = current_version,
+                "rolling forward an interrupted publish"
+            );
+            self.swap_current(name, committed).await?;
+        }
         if let Some(expected) = expected_version
             && expected != current_version
         {
@@ -230,10 +249,7 @@ impl Lake {
             }
         })?);
 
-        let history = self.path(&format!(
-            "{MANIFESTS}/{name}/v{:010}.json",
-            manifest.version
-        ));
+        let history = self.path(&history_path(name, manifest.version));
         let create = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
@@ -252,7 +268,13 @@ impl Lake {
             }
             Err(source) => return Err(store_error("put", &history, source)),
         }
+        self.swap_current(name, bytes).await?;
+        tracing::info!(version = manifest.version, "published");
+        Ok(manifest)
+    }
 
+    /// Replaces the current manifest: write to a staging name, then rename.
+    async fn swap_current(&self, name: &str, bytes: Bytes) -> Result<()> {
         let target = self.path(&manifest_path(name));
         let staging = self.path(&format!(
             "{MANIFESTS}/_staging/{}.{}.json",
@@ -266,10 +288,13 @@ impl Lake {
         self.store
             .rename(&staging, &target)
             .await
-            .map_err(|source| store_error("rename", &target, source))?;
-        tracing::info!(version = manifest.version, "published");
-        Ok(manifest)
+            .map_err(|source| store_error("rename", &target, source))
     }
+}
+
+/// Where version `version` of manifest `name` is kept, relative to the lake root.
+fn history_path(name: &str, version: u64) -> String {
+    format!("{MANIFESTS}/{name}/v{version:010}.json")
 }
 
 fn store_error(op: &'static str, path: &Path, source: object_store::Error) -> Error {
@@ -367,24 +392,55 @@ mod tests {
                 matches!(err, Error::ManifestConflict { version: 1, .. }),
                 "{err}"
             );
-            // a writer that raced to the same version loses at the history file
-            lake.put(
-                "_manifests/silver/x/v0000000002.json",
-                Bytes::from_static(b"{}"),
-            )
-            .await
-            .unwrap();
-            let err = lake.publish("silver/x", &"c", Some(1)).await.unwrap_err();
-            assert!(
-                matches!(err, Error::ManifestConflict { version: 2, .. }),
-                "{err}"
-            );
+            // a history entry that is not a manifest is named, never made current
+            lake.put(&history_path("silver/x", 2), Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
+            let err = lake.publish("silver/x", &"c", None).await.unwrap_err();
+            assert!(err.to_string().contains("v0000000002.json"), "{err}");
             let current = lake
                 .read_manifest::<String>("silver/x")
                 .await
                 .unwrap()
                 .unwrap();
             assert_eq!(current.body, "a");
+        });
+    }
+
+    #[test]
+    fn a_publish_interrupted_after_its_commit_is_rolled_forward() {
+        rt().block_on(async {
+            let lake = Lake::open("memory://").unwrap();
+            lake.publish("silver/x", &"a".to_string(), None)
+                .await
+                .unwrap();
+            // another writer committed version 2 and died before the swap
+            let committed = Manifest {
+                name: "silver/x".to_string(),
+                version: 2,
+                published_at: Utc::now(),
+                body: "b".to_string(),
+            };
+            let bytes = Bytes::from(serde_json::to_vec(&committed).unwrap());
+            lake.put(&history_path("silver/x", 2), bytes).await.unwrap();
+            let current: Manifest<String> = lake.read_manifest("silver/x").await.unwrap().unwrap();
+            assert_eq!(current.body, "a", "not visible before the next publish");
+            // a writer that expected version 1 learns it is stale
+            let err = lake
+                .publish("silver/x", &"c".to_string(), Some(1))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::ManifestConflict { version: 2, .. }),
+                "{err}"
+            );
+            let current: Manifest<String> = lake.read_manifest("silver/x").await.unwrap().unwrap();
+            assert_eq!((current.version, current.body.as_str()), (2, "b"));
+            let next = lake
+                .publish("silver/x", &"d".to_string(), Some(2))
+                .await
+                .unwrap();
+            assert_eq!(next.version, 3);
         });
     }
 

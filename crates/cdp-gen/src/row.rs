@@ -76,7 +76,9 @@ pub fn write_csv(writer: &mut csv::Writer<Vec<u8>>, row: &[Cell], width: usize) 
         };
         writer.write_field(bytes).expect("writing to a Vec");
     }
-    writer.write_record(None::<&[u8]>).expect("writing to a Vec");
+    writer
+        .write_record(None::<&[u8]>)
+        .expect("writing to a Vec");
 }
 
 /// Appends `row` as one JSON object line; keys listed in `skip` are left out.
