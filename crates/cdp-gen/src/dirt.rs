@@ -303,11 +303,17 @@ mod tests {
             for d in [0, 3, 10, 17] {
                 let mut out = Vec::new();
                 let r = &mut rng(9, Stream::Dirt, u64::from(i), u64::from(d));
-                sources::customers(&w, &clock, &p, d, r, &mut out);
-                sources::transactions(&w, &clock, &p, d, r, &mut out);
-                sources::device_events(&w, &clock, &p, d, r, &mut out);
-                sources::social_profiles(&w, &clock, &p, d, r, &mut out);
-                sources::offer_events(&w, &clock, &p, d, r, &mut out);
+                let pd = sources::PersonDay {
+                    world: &w,
+                    clock: &clock,
+                    person: &p,
+                    d,
+                };
+                sources::customers(pd, r, &mut out);
+                sources::transactions(pd, r, &mut out);
+                sources::device_events(pd, r, &mut out);
+                sources::social_profiles(pd, r, &mut out);
+                sources::offer_events(pd, r, &mut out);
                 for (s, _, row) in out {
                     rows[s as usize].push(row);
                 }

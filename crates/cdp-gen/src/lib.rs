@@ -230,49 +230,19 @@ impl Chunk {
         for i in self.persons.clone() {
             let p = &ctx.persons[i as usize];
             out.clear();
-            let w = ctx.world;
-            let c = ctx.clock;
-            let key = u64::from(i);
-            sources::customers(
-                w,
-                c,
-                p,
+            let (w, key, day) = (ctx.world, u64::from(i), u64::from(d));
+            let pd = sources::PersonDay {
+                world: w,
+                clock: ctx.clock,
+                person: p,
                 d,
-                &mut rng(w.seed, Stream::Update, key, 1000 + u64::from(d)),
-                &mut out,
-            );
-            sources::transactions(
-                w,
-                c,
-                p,
-                d,
-                &mut rng(w.seed, Stream::Transactions, key, u64::from(d)),
-                &mut out,
-            );
-            sources::device_events(
-                w,
-                c,
-                p,
-                d,
-                &mut rng(w.seed, Stream::Devices, key, u64::from(d)),
-                &mut out,
-            );
-            sources::social_profiles(
-                w,
-                c,
-                p,
-                d,
-                &mut rng(w.seed, Stream::Social, key, u64::from(d)),
-                &mut out,
-            );
-            sources::offer_events(
-                w,
-                c,
-                p,
-                d,
-                &mut rng(w.seed, Stream::Offer, key, 1000 + u64::from(d)),
-                &mut out,
-            );
+            };
+            let stream = |stream, b| rng(w.seed, stream, key, b);
+            sources::customers(pd, &mut stream(Stream::Update, 1000 + day), &mut out);
+            sources::transactions(pd, &mut stream(Stream::Transactions, day), &mut out);
+            sources::device_events(pd, &mut stream(Stream::Devices, day), &mut out);
+            sources::social_profiles(pd, &mut stream(Stream::Social, day), &mut out);
+            sources::offer_events(pd, &mut stream(Stream::Offer, 1000 + day), &mut out);
             for (s, deliver, row) in out.drain(..) {
                 if deliver > d {
                     self.pending
@@ -578,31 +548,44 @@ fn write_reference(out: &Path, contract: &Contract, gzip: bool, truth: &mut Trut
     Ok(())
 }
 
+/// Writes one CSV file of the truth sidecar.
+fn write_truth_csv<I>(dir: &Path, name: &str, header: &[&str], rows: I) -> Result<()>
+where
+    I: IntoIterator<Item = Vec<String>>,
+{
+    let path = dir.join(name);
+    let csv_err = |source| Error::Csv {
+        path: path.clone(),
+        source,
+    };
+    let mut w = csv::Writer::from_path(&path).map_err(csv_err)?;
+    w.write_record(header).map_err(csv_err)?;
+    for row in rows {
+        w.write_record(&row).map_err(csv_err)?;
+    }
+    w.flush().map_err(|source| Error::Write {
+        path: path.clone(),
+        source,
+    })
+}
+
 /// Writes `persons.csv`, `devices.csv` and `social.csv`; returns the number
 /// of customer_ids.
 fn write_identity_truth(world: &World, persons: &[Person], dir: &Path) -> Result<u64> {
-    let open = |name: &str| -> Result<(PathBuf, csv::Writer<std::io::BufWriter<std::fs::File>>)> {
-        let path = dir.join(name);
-        let file = std::fs::File::create(&path).map_err(|source| Error::Write {
-            path: path.clone(),
-            source,
-        })?;
-        Ok((
-            path,
-            csv::Writer::from_writer(std::io::BufWriter::new(file)),
-        ))
-    };
-    let csv_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Csv {
-            path: path.clone(),
-            source,
-        }
-    };
-
-    let (path, mut w) = open("persons.csv")?;
-    let e = csv_err(&path);
-    w.write_record([
+    let person_rows = persons.iter().flat_map(|p| {
+        (0..p.role.ids()).map(move |slot| {
+            vec![
+                customer_id(p.index, slot),
+                format!("P{}", p.index),
+                p.persona.name().to_string(),
+                p.role.name().to_string(),
+                p.family.map(|f| format!("F{f}")).unwrap_or_default(),
+                p.twin_of.map(|t| format!("P{t}")).unwrap_or_default(),
+                p.onboard[slot as usize].to_string(),
+            ]
+        })
+    });
+    let header = [
         "customer_id",
         "person_id",
         "persona",
@@ -610,73 +593,45 @@ fn write_identity_truth(world: &World, persons: &[Person], dir: &Path) -> Result
         "family_id",
         "same_name_as",
         "onboard_day",
-    ])
-    .map_err(&e)?;
-    let mut ids = 0u64;
-    for p in persons {
-        for slot in 0..p.role.ids() {
-            ids += 1;
-            let family = p.family.map(|f| format!("F{f}")).unwrap_or_default();
-            let twin = p.twin_of.map(|t| format!("P{t}")).unwrap_or_default();
-            w.write_record([
-                customer_id(p.index, slot),
-                format!("P{}", p.index),
-                p.persona.name().to_string(),
-                p.role.name().to_string(),
-                family,
-                twin,
-                p.onboard[slot as usize].to_string(),
-            ])
-            .map_err(&e)?;
-        }
-    }
-    w.flush().map_err(|source| Error::Write {
-        path: path.clone(),
-        source,
-    })?;
+    ];
+    write_truth_csv(dir, "persons.csv", &header, person_rows)?;
 
-    let (path, mut w) = open("devices.csv")?;
-    let e = csv_err(&path);
-    w.write_record(["device_id", "person_id", "shared"])
-        .map_err(&e)?;
-    for p in persons {
-        for (device, shared) in sources::device_ids(world, p) {
-            w.write_record([device, format!("P{}", p.index), shared.to_string()])
-                .map_err(&e)?;
-        }
-    }
-    w.flush().map_err(|source| Error::Write {
-        path: path.clone(),
-        source,
-    })?;
+    let device_rows = persons.iter().flat_map(|p| {
+        sources::device_ids(world, p)
+            .into_iter()
+            .map(move |(device, shared)| vec![device, format!("P{}", p.index), shared.to_string()])
+    });
+    write_truth_csv(
+        dir,
+        "devices.csv",
+        &["device_id", "person_id", "shared"],
+        device_rows,
+    )?;
 
-    let (path, mut w) = open("social.csv")?;
-    let e = csv_err(&path);
-    w.write_record(["platform", "handle", "person_id", "link"])
-        .map_err(&e)?;
-    for p in persons {
-        for s in &p.socials {
-            w.write_record([
+    let social_rows = persons.iter().flat_map(|p| {
+        let own = p.socials.iter().map(move |s| {
+            vec![
                 catalog::PLATFORMS[s.platform].to_string(),
                 sources::handle(p.index, s.platform),
                 format!("P{}", p.index),
                 s.link.name().to_string(),
-            ])
-            .map_err(&e)?;
-        }
-        if let Some(j) = world.stranger_of(p.index) {
-            w.write_record([
+            ]
+        });
+        let stranger = world.stranger_of(p.index).map(|j| {
+            vec![
                 catalog::PLATFORMS[(j as usize) % catalog::PLATFORMS.len()].to_string(),
                 sources::stranger_handle(j),
                 String::new(),
                 "stranger".to_string(),
-            ])
-            .map_err(&e)?;
-        }
-    }
-    w.flush().map_err(|source| Error::Write {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(ids)
+            ]
+        });
+        own.chain(stranger)
+    });
+    write_truth_csv(
+        dir,
+        "social.csv",
+        &["platform", "handle", "person_id", "link"],
+        social_rows,
+    )?;
+    Ok(persons.iter().map(|p| u64::from(p.role.ids())).sum())
 }

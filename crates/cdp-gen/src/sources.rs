@@ -58,6 +58,16 @@ impl Source {
 /// Rows produced for one person-day: `(source, delivery day, row)`.
 pub type Out = Vec<(Source, u32, Row)>;
 
+/// One person on one business day: what every source generator reads.
+#[derive(Clone, Copy)]
+pub struct PersonDay<'a> {
+    pub world: &'a World,
+    pub clock: &'a Clock,
+    pub person: &'a Person,
+    /// Day index from the start.
+    pub d: u32,
+}
+
 /// Seconds in a day.
 const DAY: i64 = 86_400;
 
@@ -145,14 +155,13 @@ fn acting_id(p: &Person, d: u32, r: &mut ChaCha8Rng) -> String {
 }
 
 /// Card transactions of person `p` on day `d`.
-pub fn transactions(
-    w: &World,
-    clock: &Clock,
-    p: &Person,
-    d: u32,
-    r: &mut ChaCha8Rng,
-    out: &mut Out,
-) {
+pub fn transactions(day: PersonDay, r: &mut ChaCha8Rng, out: &mut Out) {
+    let PersonDay {
+        world: w,
+        clock,
+        person: p,
+        d,
+    } = day;
     if (d as i32) < p.onboard[0] {
         return;
     }
@@ -387,14 +396,13 @@ pub fn device_ids(w: &World, p: &Person) -> Vec<(String, bool)> {
 }
 
 /// App and web telemetry of person `p` on day `d`.
-pub fn device_events(
-    w: &World,
-    clock: &Clock,
-    p: &Person,
-    d: u32,
-    r: &mut ChaCha8Rng,
-    out: &mut Out,
-) {
+pub fn device_events(day: PersonDay, r: &mut ChaCha8Rng, out: &mut Out) {
+    let PersonDay {
+        world: w,
+        clock,
+        person: p,
+        d,
+    } = day;
     if (d as i32) < p.onboard[0] {
         return;
     }
@@ -506,14 +514,13 @@ pub fn device_events(
 
 /// Consented social-profile observations on day `d`: the person's own
 /// profiles and, for every fifth person, one stranger's.
-pub fn social_profiles(
-    w: &World,
-    clock: &Clock,
-    p: &Person,
-    d: u32,
-    r: &mut ChaCha8Rng,
-    out: &mut Out,
-) {
+pub fn social_profiles(day: PersonDay, r: &mut ChaCha8Rng, out: &mut Out) {
+    let PersonDay {
+        world: w,
+        clock,
+        person: p,
+        d,
+    } = day;
     let entities = u64::from(w.persons) * 2;
     for s in &p.socials {
         if d < s.phase || !(d - s.phase).is_multiple_of(30) {
@@ -641,14 +648,13 @@ fn social_row(
 }
 
 /// Offers sent to person `p` on day `d` (campaign days only).
-pub fn offer_events(
-    w: &World,
-    clock: &Clock,
-    p: &Person,
-    d: u32,
-    r: &mut ChaCha8Rng,
-    out: &mut Out,
-) {
+pub fn offer_events(day: PersonDay, r: &mut ChaCha8Rng, out: &mut Out) {
+    let PersonDay {
+        world: w,
+        clock,
+        person: p,
+        d,
+    } = day;
     let horizon = i64::from(w.days) * DAY;
     for o in p.offers.iter().filter(|o| w.campaign_day(o.campaign) == d) {
         let sent = i64::from(o.sent);
@@ -687,7 +693,13 @@ pub fn accepted_day(w: &World, o: &crate::world::Offer) -> Option<u32> {
 
 /// Core-banking records delivered on day `d`: on day 0 every customer_id
 /// already open; later, new customer_ids and changed records.
-pub fn customers(w: &World, clock: &Clock, p: &Person, d: u32, r: &mut ChaCha8Rng, out: &mut Out) {
+pub fn customers(day: PersonDay, r: &mut ChaCha8Rng, out: &mut Out) {
+    let PersonDay {
+        world: w,
+        clock,
+        person: p,
+        d,
+    } = day;
     for slot in 0..p.role.ids() {
         let onboard = p.onboard[slot as usize];
         let accepted_today = slot == 0 && p.offers.iter().any(|o| accepted_day(w, o) == Some(d));
