@@ -420,15 +420,25 @@ impl Field {
 
     /// Checks a CSV cell (already UTF-8).
     pub fn check_text(&self, value: &str) -> Result<(), Violation> {
+        self.parse_text(value).map(|_| ())
+    }
+
+    /// Checks a JSON value (`Null` stands for absent).
+    pub fn check_json(&self, value: &Value) -> Result<(), Violation> {
+        self.parse_json(value).map(|_| ())
+    }
+
+    /// Parses a CSV cell (already UTF-8) by the field's type and checks it.
+    pub fn parse_text<'a>(&self, value: &'a str) -> Result<Parsed<'a>, Violation> {
         if value.is_empty() {
             return if self.required {
                 Err(Violation::new(Reason::MissingRequired, self, "empty"))
             } else {
-                Ok(())
+                Ok(Parsed::Null)
             };
         }
         match self.ty {
-            FieldType::String => self.check_string(value),
+            FieldType::String => self.check_string(value).map(|()| Parsed::Text(value)),
             FieldType::Integer => {
                 let n: i64 = value.parse().map_err(|_| {
                     let shown = self.describe(value);
@@ -438,18 +448,19 @@ impl Field {
                         format!("{shown} is not an integer"),
                     )
                 })?;
-                self.check_range(n as f64, value)
+                self.check_range(n as f64, value).map(|()| Parsed::Int(n))
             }
-            FieldType::Decimal => self.check_decimal_text(value),
+            FieldType::Decimal => self.parse_decimal_text(value),
             FieldType::Boolean => match value {
-                "true" | "false" => Ok(()),
+                "true" => Ok(Parsed::Bool(true)),
+                "false" => Ok(Parsed::Bool(false)),
                 _ => Err(Violation::new(
                     Reason::InvalidBoolean,
                     self,
                     format!("{} is not true or false", self.describe(value)),
                 )),
             },
-            FieldType::Date => parse_date(value).map(|_| ()).map_err(|_| {
+            FieldType::Date => parse_date(value).map(Parsed::Date).map_err(|_| {
                 let shown = self.describe(value);
                 Violation::new(
                     Reason::InvalidDate,
@@ -457,20 +468,24 @@ impl Field {
                     format!("{shown} is not YYYY-MM-DD"),
                 )
             }),
-            FieldType::Timestamp => parse_timestamp(value).map(|_| ()).map_err(|_| {
+            FieldType::Timestamp => parse_timestamp(value).map(Parsed::Timestamp).map_err(|_| {
                 Violation::new(
                     Reason::InvalidTimestamp,
                     self,
                     format!("{} is not RFC 3339 with an offset", self.describe(value)),
                 )
             }),
-            FieldType::Enum => self.check_enum(value),
-            FieldType::StringList => value.split(';').try_for_each(|item| self.check_item(item)),
+            FieldType::Enum => self.check_enum(value).map(|()| Parsed::Text(value)),
+            FieldType::StringList => {
+                let items: Vec<&str> = value.split(';').collect();
+                items.iter().try_for_each(|item| self.check_item(item))?;
+                Ok(Parsed::List(items))
+            }
         }
     }
 
-    /// Checks a JSON value (`Null` stands for absent).
-    pub fn check_json(&self, value: &Value) -> Result<(), Violation> {
+    /// Parses a JSON value (`Null` stands for absent) by the field's type and checks it.
+    pub fn parse_json<'a>(&self, value: &'a Value) -> Result<Parsed<'a>, Violation> {
         let wrong_type = |expected: &str| {
             Violation::new(
                 Reason::WrongType,
@@ -484,21 +499,31 @@ impl Field {
                 self,
                 "null or absent",
             )),
-            (_, Value::Null) => Ok(()),
+            (_, Value::Null) => Ok(Parsed::Null),
             (FieldType::Integer, Value::Number(n)) => match n.as_i64() {
-                Some(i) => self.check_range(i as f64, &n.to_string()),
+                Some(i) => self
+                    .check_range(i as f64, &n.to_string())
+                    .map(|()| Parsed::Int(i)),
                 None => Err(wrong_type("an integer")),
             },
             (FieldType::Decimal, Value::Number(n)) => {
                 let x = n.as_f64().ok_or_else(|| wrong_type("a number"))?;
-                self.check_range(x, &n.to_string())
+                self.check_range(x, &n.to_string())?;
+                Ok(match self.scale {
+                    Some(scale) => Parsed::Decimal((x * 10f64.powi(scale as i32)).round() as i128),
+                    None => Parsed::Float(x),
+                })
             }
-            (FieldType::Boolean, Value::Bool(_)) => Ok(()),
-            (FieldType::StringList, Value::Array(items)) => items.iter().try_for_each(|item| {
-                item.as_str()
-                    .ok_or_else(|| wrong_type("an array of strings"))
-                    .and_then(|s| self.check_item(s))
-            }),
+            (FieldType::Boolean, Value::Bool(b)) => Ok(Parsed::Bool(*b)),
+            (FieldType::StringList, Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .ok_or_else(|| wrong_type("an array of strings"))
+                        .and_then(|s| self.check_item(s).map(|()| s))
+                })
+                .collect::<Result<Vec<&str>, _>>()
+                .map(Parsed::List),
             (
                 FieldType::String | FieldType::Date | FieldType::Timestamp | FieldType::Enum,
                 Value::String(s),
@@ -510,7 +535,7 @@ impl Field {
             (
                 FieldType::String | FieldType::Date | FieldType::Timestamp | FieldType::Enum,
                 Value::String(s),
-            ) => self.check_text(s),
+            ) => self.parse_text(s),
             (FieldType::Integer, _) => Err(wrong_type("an integer")),
             (FieldType::Decimal, _) => Err(wrong_type("a number")),
             (FieldType::Boolean, _) => Err(wrong_type("true or false")),
@@ -520,7 +545,9 @@ impl Field {
     }
 
     fn check_string(&self, value: &str) -> Result<(), Violation> {
-        if let Some(max) = self.max_length {
+        if let Some(max) = self.max_length
+            && value.len() > max
+        {
             let n = value.chars().count();
             if n > max {
                 return Err(Violation::new(
@@ -569,10 +596,12 @@ impl Field {
         }
     }
 
-    fn check_decimal_text(&self, value: &str) -> Result<(), Violation> {
+    fn parse_decimal_text<'a>(&self, value: &str) -> Result<Parsed<'a>, Violation> {
+        let negative = value.starts_with('-');
         let digits = value.strip_prefix('-').unwrap_or(value);
         let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
         let well_formed = !int.is_empty()
+            && int.len() <= 30
             && int.bytes().all(|b| b.is_ascii_digit())
             && frac.bytes().all(|b| b.is_ascii_digit())
             && !(digits.contains('.') && frac.is_empty());
@@ -596,7 +625,18 @@ impl Field {
         let x: f64 = value.parse().map_err(|_| {
             Violation::new(Reason::InvalidNumber, self, "not a representable number")
         })?;
-        self.check_range(x, value)
+        self.check_range(x, value)?;
+        Ok(match self.scale {
+            Some(scale) => {
+                let mut unscaled: i128 = 0;
+                for b in int.bytes().chain(frac.bytes()) {
+                    unscaled = unscaled * 10 + i128::from(b - b'0');
+                }
+                unscaled *= 10i128.pow(scale - frac.len() as u32);
+                Parsed::Decimal(if negative { -unscaled } else { unscaled })
+            }
+            None => Parsed::Float(x),
+        })
     }
 
     fn check_range(&self, x: f64, shown: &str) -> Result<(), Violation> {
@@ -614,6 +654,30 @@ impl Field {
         }
         Ok(())
     }
+}
+
+/// A value parsed by its field's type. Text borrows from the input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed<'a> {
+    /// Empty, null or absent.
+    Null,
+    /// A string or enum value.
+    Text(&'a str),
+    /// An integer.
+    Int(i64),
+    /// A decimal with a declared scale, as its unscaled integer
+    /// (`-12.5` at scale 2 is `-1250`).
+    Decimal(i128),
+    /// A decimal without a declared scale.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A date.
+    Date(chrono::NaiveDate),
+    /// An instant.
+    Timestamp(chrono::DateTime<chrono::Utc>),
+    /// A list of strings.
+    List(Vec<&'a str>),
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -1020,6 +1084,35 @@ mod tests {
         let err = Contracts::parse([("s.toml", text)]).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
         assert!(Contracts::embedded().get("ledger").is_err());
+    }
+
+    #[test]
+    fn values_parse_to_their_types() {
+        let c = contract("transactions");
+        let amount = c.field("amount").unwrap();
+        assert_eq!(amount.parse_text("-12.5").unwrap(), Parsed::Decimal(-1250));
+        assert_eq!(amount.parse_text("7").unwrap(), Parsed::Decimal(700));
+        assert_eq!(amount.parse_text("0.07").unwrap(), Parsed::Decimal(7));
+        let ts = c.field("ts").unwrap();
+        assert_eq!(
+            ts.parse_text("2026-01-05T10:00:00+08:00").unwrap(),
+            Parsed::Timestamp(parse_timestamp("2026-01-05T02:00:00Z").unwrap())
+        );
+        let merchant = c.field("merchant_name").unwrap();
+        assert_eq!(merchant.parse_text("").unwrap(), Parsed::Null);
+        let customers = contract("customers");
+        let products = customers.field("products").unwrap();
+        assert_eq!(
+            products.parse_text("debit;credit_classic").unwrap(),
+            Parsed::List(vec!["debit", "credit_classic"])
+        );
+        let rate = contract("social_profiles")
+            .field("engagement_rate")
+            .unwrap();
+        assert_eq!(
+            rate.parse_json(&serde_json::json!(0.25)).unwrap(),
+            Parsed::Float(0.25)
+        );
     }
 
     #[test]

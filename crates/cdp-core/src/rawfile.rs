@@ -2,6 +2,14 @@
 //! line each record starts on and its original bytes, and checking them
 //! against their contract.
 //!
+//! Files are read in large blocks and cut into records by [`split`]: for
+//! NDJSON at every newline, for CSV at newlines outside quoted fields, with
+//! the same quoting rules as the `csv` crate, so a quoted field may hold
+//! commas, quotes and even newlines. Blank lines are not records. Each
+//! record's fields are then parsed by [`CsvFields`]. `cdp validate` and
+//! `cdp ingest` both read through here, so they always agree on what a row
+//! and a line are.
+//!
 //! ```
 //! use cdp_core::contract::Contracts;
 //! use cdp_core::rawfile::check_file;
@@ -15,12 +23,15 @@
 //! ```
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
 use crate::contract::{Contract, CsvLayout, Format, Violation};
+
+/// Bytes read per block (records never straddle blocks).
+pub const BLOCK_BYTES: usize = 32 << 20;
 
 /// A raw file that cannot be read as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -40,22 +51,100 @@ pub enum FileError {
     },
 }
 
-/// One record of a raw file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawRecord {
+/// Where one record sits in a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte, line terminator (`\n`, `\r\n`) excluded.
+    pub end: usize,
     /// 1-based line the record starts on.
     pub line: u64,
-    /// The record's original bytes, without the line terminator.
-    pub text: Vec<u8>,
 }
 
-/// The result of checking a file.
-#[derive(Debug, Default)]
-pub struct FileCheck {
-    /// Data records read (not counting a CSV header).
-    pub rows: u64,
-    /// Rows that break the contract, with their line.
-    pub violations: Vec<(u64, Violation)>,
+/// CSV quoting state between bytes, as the `csv` crate reads a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+/// Cuts the complete records out of `bytes`, appending their spans.
+///
+/// `first_line` is the line `bytes` starts on. Unless `at_eof`, a record
+/// without its terminating newline is left for the next block. Returns the
+/// bytes consumed and the line after them.
+pub fn split(
+    bytes: &[u8],
+    format: Format,
+    first_line: u64,
+    at_eof: bool,
+    spans: &mut Vec<Span>,
+) -> (usize, u64) {
+    let mut line = first_line;
+    let mut start = 0;
+    let mut start_line = line;
+    let mut push = |start: usize, mut end: usize, line: u64| {
+        if end > start && bytes[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if end > start {
+            spans.push(Span { start, end, line });
+        }
+    };
+    match format {
+        Format::Ndjson => {
+            for nl in memchr::memchr_iter(b'\n', bytes) {
+                push(start, nl, line);
+                line += 1;
+                start = nl + 1;
+            }
+            start_line = line;
+        }
+        Format::Csv => {
+            let mut state = Quote::FieldStart;
+            let mut at = 0;
+            while at < bytes.len() {
+                let hit = if state == Quote::Quoted {
+                    memchr::memchr(b'"', &bytes[at..])
+                } else {
+                    memchr::memchr3(b',', b'"', b'\n', &bytes[at..])
+                };
+                let Some(offset) = hit else {
+                    break;
+                };
+                let pos = at + offset;
+                if state == Quote::Quoted {
+                    line += memchr::memchr_iter(b'\n', &bytes[at..pos]).count() as u64;
+                } else if pos > at {
+                    // plain bytes were skipped: the field has unquoted content
+                    state = Quote::Unquoted;
+                }
+                state = match (state, bytes[pos]) {
+                    (Quote::Quoted, _) => Quote::QuoteInQuoted,
+                    (Quote::QuoteInQuoted, b'"') => Quote::Quoted,
+                    (Quote::FieldStart, b'"') => Quote::Quoted,
+                    (_, b'"') => Quote::Unquoted,
+                    (_, b',') => Quote::FieldStart,
+                    (_, _) => {
+                        push(start, pos, start_line);
+                        line += 1;
+                        start = pos + 1;
+                        start_line = line;
+                        Quote::FieldStart
+                    }
+                };
+                at = pos + 1;
+            }
+        }
+    }
+    if at_eof && start < bytes.len() {
+        push(start, bytes.len(), start_line);
+        return (bytes.len(), line);
+    }
+    (start, start_line)
 }
 
 /// Opens a file, decompressing `.gz` transparently.
@@ -72,89 +161,181 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, FileError> {
     })
 }
 
-/// Calls `f` with each record of a raw file, after matching a CSV header;
-/// returns the number of records. For CSV the callback also receives the
-/// parsed cells; for NDJSON, `None`.
+/// Reads `reader` block by block, calling `f` with each block's bytes and
+/// the spans of the complete records in it. A record larger than a block
+/// grows the block. Returns the records seen.
+pub fn for_each_block<R, F>(
+    mut reader: R,
+    format: Format,
+    block_bytes: usize,
+    mut f: F,
+) -> std::io::Result<u64>
+where
+    R: Read,
+    F: FnMut(&[u8], &[Span]),
+{
+    let mut buf: Vec<u8> = Vec::new();
+    let mut spans = Vec::new();
+    let mut target = block_bytes.max(1);
+    let (mut line, mut records) = (1, 0);
+    loop {
+        let want = target.saturating_sub(buf.len()).max(1);
+        let read = (&mut reader).take(want as u64).read_to_end(&mut buf)?;
+        let eof = read < want;
+        spans.clear();
+        let (consumed, next_line) = split(&buf, format, line, eof, &mut spans);
+        records += spans.len() as u64;
+        if !spans.is_empty() {
+            f(&buf, &spans);
+        }
+        if eof {
+            return Ok(records);
+        }
+        line = next_line;
+        buf.drain(..consumed);
+        target = if consumed == 0 {
+            target * 2
+        } else {
+            block_bytes.max(1)
+        };
+    }
+}
+
+/// Splits one CSV record into its fields (unquoting as the `csv` crate does).
+#[derive(Debug)]
+pub struct CsvFields {
+    reader: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Default for CsvFields {
+    fn default() -> Self {
+        Self {
+            reader: csv_core::ReaderBuilder::new()
+                .terminator(csv_core::Terminator::Any(b'\n'))
+                .build(),
+            out: vec![0; 4096],
+            ends: vec![0; 64],
+        }
+    }
+}
+
+impl CsvFields {
+    /// Parses `record` (one span, no terminator); returns its fields.
+    pub fn parse<'s>(&'s mut self, record: &[u8]) -> Vec<&'s [u8]> {
+        use csv_core::ReadRecordResult::*;
+        self.reader.reset();
+        let (mut nin, mut nout, mut nend) = (0, 0, 0);
+        loop {
+            let input = &record[nin..];
+            let (res, i, o, e) =
+                self.reader
+                    .read_record(input, &mut self.out[nout..], &mut self.ends[nend..]);
+            nin += i;
+            nout += o;
+            nend += e;
+            match res {
+                InputEmpty => {}
+                OutputFull => {
+                    let n = self.out.len() * 2;
+                    self.out.resize(n, 0);
+                }
+                OutputEndsFull => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                Record | End => break,
+            }
+        }
+        let mut fields = Vec::with_capacity(nend);
+        let mut from = 0;
+        for &end in &self.ends[..nend] {
+            fields.push(&self.out[from..end]);
+            from = end;
+        }
+        fields
+    }
+}
+
+/// One record of a raw file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// 1-based line the record starts on.
+    pub line: u64,
+    /// The record's original bytes, without the line terminator.
+    pub text: &'a [u8],
+}
+
+/// The result of checking a file.
+#[derive(Debug, Default)]
+pub struct FileCheck {
+    /// Data records read (not counting a CSV header).
+    pub rows: u64,
+    /// Rows that break the contract, with their line.
+    pub violations: Vec<(u64, Violation)>,
+}
+
+/// Calls `f` with each data record of a raw file (after matching a CSV
+/// header, which is not a data record); returns the number of data records.
+/// For CSV the callback also receives the header layout and parsed fields.
 pub fn for_each_record<F>(path: &Path, contract: &Contract, mut f: F) -> Result<u64, FileError>
 where
-    F: FnMut(&RawRecord, Option<(&CsvLayout, &csv::ByteRecord)>),
+    F: FnMut(&RawRecord, Option<(&CsvLayout, &[&[u8]])>),
 {
+    let reader = open(path)?;
+    let mut layout: Option<CsvLayout> = None;
+    let mut header_error: Option<FileError> = None;
+    let mut fields = CsvFields::default();
+    let mut rows = 0;
     let io = |source| FileError::Io {
         path: path.into(),
         source,
     };
-    let reader = BufReader::with_capacity(1 << 20, open(path)?);
-    let mut rows = 0;
-    match contract.format {
-        Format::Csv => {
-            let mut csv = csv::ReaderBuilder::new()
-                .flexible(true)
-                .has_headers(false)
-                .from_reader(reader);
-            let mut record = csv::ByteRecord::new();
-            let header = match csv.read_byte_record(&mut record) {
-                Ok(true) => record
-                    .iter()
-                    .map(|c| String::from_utf8_lossy(c).into_owned())
-                    .collect::<Vec<_>>(),
-                Ok(false) => Vec::new(),
-                Err(e) => return Err(io(e.into())),
+    for_each_block(reader, contract.format, BLOCK_BYTES, |bytes, spans| {
+        for span in spans {
+            if header_error.is_some() {
+                return;
+            }
+            let raw = RawRecord {
+                line: span.line,
+                text: &bytes[span.start..span.end],
             };
-            let layout = contract
-                .csv_layout(&header)
-                .map_err(|m| FileError::Header {
-                    path: path.into(),
-                    source_name: contract.source.clone(),
-                    mismatch: m.to_string(),
-                })?;
-            let mut raw = RawRecord {
-                line: 0,
-                text: Vec::new(),
-            };
-            loop {
-                match csv.read_byte_record(&mut record) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => return Err(io(e.into())),
-                }
+            if contract.format == Format::Ndjson {
                 rows += 1;
-                raw.line = record.position().map_or(0, |p| p.line());
-                raw.text = join_record(&record);
-                f(&raw, Some((&layout, &record)));
+                f(&raw, None);
+                continue;
+            }
+            let cells = fields.parse(raw.text);
+            match &layout {
+                Some(layout) => {
+                    rows += 1;
+                    f(&raw, Some((layout, &cells)));
+                }
+                None => {
+                    let names: Vec<String> = cells
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect();
+                    match contract.csv_layout(&names) {
+                        Ok(l) => layout = Some(l),
+                        Err(m) => {
+                            header_error = Some(FileError::Header {
+                                path: path.into(),
+                                source_name: contract.source.clone(),
+                                mismatch: m.to_string(),
+                            })
+                        }
+                    }
+                }
             }
         }
-        Format::Ndjson => {
-            for (index, line) in reader.split(b'\n').enumerate() {
-                let mut text = line.map_err(io)?;
-                let line_no = index as u64 + 1;
-                if text.last() == Some(&b'\r') {
-                    text.pop();
-                }
-                rows += 1;
-                f(
-                    &RawRecord {
-                        line: line_no,
-                        text,
-                    },
-                    None,
-                );
-            }
-        }
+    })
+    .map_err(io)?;
+    match header_error {
+        Some(e) => Err(e),
+        None => Ok(rows),
     }
-    Ok(rows)
-}
-
-/// Re-joins parsed CSV cells into the record's text (quoting as needed).
-fn join_record(record: &csv::ByteRecord) -> Vec<u8> {
-    let mut writer = csv::WriterBuilder::new()
-        .flexible(true)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    // Writing into a Vec cannot fail.
-    let _ = writer.write_byte_record(record);
-    let mut text = writer.into_inner().unwrap_or_default();
-    text.pop();
-    text
 }
 
 /// Checks every record of a raw file against its contract.
@@ -162,8 +343,8 @@ pub fn check_file(path: &Path, contract: &Contract) -> Result<FileCheck, FileErr
     let mut violations = Vec::new();
     let rows = for_each_record(path, contract, |raw, csv| {
         let result = match csv {
-            Some((layout, record)) => contract.validate_csv(layout, record.iter()),
-            None => contract.validate_json(&raw.text),
+            Some((layout, cells)) => contract.validate_csv(layout, cells.iter().copied()),
+            None => contract.validate_json(raw.text),
         };
         if let Err(v) = result {
             violations.push((raw.line, v));
@@ -177,6 +358,67 @@ mod tests {
     use super::*;
     use crate::contract::{Contracts, Reason};
     use std::io::Write;
+
+    fn spans(text: &str, format: Format) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        split(text.as_bytes(), format, 1, true, &mut out);
+        out.iter()
+            .map(|s| (text[s.start..s.end].to_string(), s.line))
+            .collect()
+    }
+
+    #[test]
+    fn csv_records_end_at_newlines_outside_quoted_fields() {
+        let text = "a,b\n\"x\ny\",2\r\n\nab\"c,\"q\"\"\"\nlast";
+        assert_eq!(
+            spans(text, Format::Csv),
+            [
+                ("a,b".to_string(), 1),
+                ("\"x\ny\",2".to_string(), 2),
+                ("ab\"c,\"q\"\"\"".to_string(), 5),
+                ("last".to_string(), 6),
+            ]
+        );
+        let mut fields = CsvFields::default();
+        let cells: Vec<Vec<u8>> = fields
+            .parse(b"ab\"c,\"q\"\"\"")
+            .iter()
+            .map(|c| c.to_vec())
+            .collect();
+        assert_eq!(cells, [b"ab\"c".to_vec(), b"q\"".to_vec()]);
+    }
+
+    #[test]
+    fn an_incomplete_record_waits_for_the_next_block() {
+        let mut out = Vec::new();
+        let (consumed, line) = split(b"a,b\n\"open\nquote", Format::Csv, 1, false, &mut out);
+        assert_eq!((consumed, line, out.len()), (4, 2, 1));
+        let mut out = Vec::new();
+        let (consumed, _) = split(b"{}\n{", Format::Ndjson, 7, false, &mut out);
+        assert_eq!((consumed, out[0].line), (3, 7));
+    }
+
+    #[test]
+    fn blocks_agree_with_one_pass_whatever_the_block_size() {
+        let mut text = String::from("h1,h2\n");
+        for i in 0..500 {
+            text.push_str(&format!("{i},\"multi\nline {i}, with \"\"quotes\"\"\"\n"));
+        }
+        let whole = spans(&text, Format::Csv);
+        for block in [7, 64, 1000, 1 << 20] {
+            let mut got = Vec::new();
+            for_each_block(text.as_bytes(), Format::Csv, block, |bytes, sp| {
+                for s in sp {
+                    got.push((
+                        String::from_utf8(bytes[s.start..s.end].to_vec()).unwrap(),
+                        s.line,
+                    ));
+                }
+            })
+            .unwrap();
+            assert_eq!(got, whole, "block size {block}");
+        }
+    }
 
     #[test]
     fn csv_lines_are_numbered_from_the_header_and_gz_is_transparent() {
@@ -230,15 +472,15 @@ mod tests {
     }
 
     #[test]
-    fn ndjson_counts_every_line() {
+    fn ndjson_counts_every_non_blank_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("device_events_x.ndjson");
         let good = r#"{"event_id":"E1","ts":"2026-01-01T00:00:00Z","device_id":"D1","customer_id":null,"event_type":"app_open","os":"web","os_version":null,"app_version":null,"ip":"1.2.3.4","geo_country":"CN","rooted":null}"#;
         std::fs::write(&path, format!("{good}\n{{\"event_id\"\n\n{good}\r\n")).unwrap();
         let contract = Contracts::embedded().get("device_events").unwrap();
         let check = check_file(&path, contract).unwrap();
-        assert_eq!(check.rows, 4);
+        assert_eq!(check.rows, 3);
         let lines: Vec<u64> = check.violations.iter().map(|(l, _)| *l).collect();
-        assert_eq!(lines, [2, 3]);
+        assert_eq!(lines, [2]);
     }
 }
