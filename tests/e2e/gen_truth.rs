@@ -81,7 +81,7 @@ fn violations_and_duplicates_are_exactly_the_planted_ones() {
                 read += for_each_record(&path, contract, |raw, _| {
                     if bad.contains(&(name.clone(), raw.line)) {
                         quarantined += 1;
-                    } else if !seen.insert(key_of(contract, &raw.text)) {
+                    } else if !seen.insert(key_of(contract, raw.text)) {
                         dups += 1;
                     }
                 })

@@ -4,6 +4,7 @@
 mod cli;
 mod gen_truth;
 mod identity;
+mod ingest;
 mod samples;
 mod support;
 mod timezones;

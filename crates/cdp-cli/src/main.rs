@@ -3,6 +3,7 @@
 //! progress, and calls the library crates.
 
 mod gen_cmd;
+mod ingest_cmd;
 mod progress;
 mod validate_cmd;
 
@@ -21,6 +22,7 @@ const EXAMPLES: &str = "\
 Quick start:
   cdp gen --out data/raw --customers 2000 --days 60 --seed 7 --dirty-rate 0.01
   cdp validate --source data/raw
+  cdp ingest --source data/raw --lake ./lake
 
 Every command takes --lake (default ./lake, env CDP_LAKE) and --json, which
 prints one JSON summary on stdout instead of progress and tables.
@@ -55,6 +57,9 @@ enum Command {
     /// Generate a synthetic bank's raw files (all six sources) with a ground-truth sidecar.
     #[command(after_help = gen_cmd::EXAMPLES)]
     Gen(gen_cmd::Args),
+    /// Ingest raw files into the lake's bronze layer (validated, de-duplicated Parquet).
+    #[command(after_help = ingest_cmd::EXAMPLES)]
+    Ingest(ingest_cmd::Args),
     /// Check raw files against the source contracts in schemas/, without ingesting them.
     #[command(after_help = validate_cmd::EXAMPLES)]
     Validate(validate_cmd::Args),
@@ -91,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Gen(args) => gen_cmd::run(&ctx, args),
+        Command::Ingest(args) => ingest_cmd::run(&ctx, args),
         Command::Validate(args) => validate_cmd::run(&ctx, args),
     }
 }

@@ -91,7 +91,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            level: "info".into(),
+            level: "warn".into(),
             format: LogFormat::Text,
         }
     }

@@ -352,6 +352,18 @@ impl Contract {
         I: IntoIterator<Item = &'a [u8]>,
     {
         let cells: Vec<&[u8]> = cells.into_iter().collect();
+        self.parse_csv(layout, &cells, &mut Vec::new())
+    }
+
+    /// Parses one CSV record into `out`, one value per contract field in
+    /// contract order, or explains the first problem.
+    pub fn parse_csv<'a>(
+        &self,
+        layout: &CsvLayout,
+        cells: &[&'a [u8]],
+        out: &mut Vec<Parsed<'a>>,
+    ) -> Result<(), Violation> {
+        out.clear();
         if cells.len() != layout.width {
             return Err(Violation::row(
                 Reason::WrongFieldCount,
@@ -377,13 +389,19 @@ impl Contract {
             }
         }
         for (field, &pos) in self.fields.iter().zip(&layout.positions) {
-            field.check_text(text[pos])?;
+            out.push(field.parse_text(text[pos])?);
         }
         Ok(())
     }
 
     /// Validates one NDJSON line against the contract.
     pub fn validate_json(&self, line: &[u8]) -> Result<(), Violation> {
+        let object = Self::json_object(line)?;
+        self.parse_json(&object, &mut Vec::new())
+    }
+
+    /// Reads one NDJSON line as a JSON object.
+    pub fn json_object(line: &[u8]) -> Result<serde_json::Map<String, Value>, Violation> {
         let text = std::str::from_utf8(line).map_err(|e| {
             Violation::row(
                 Reason::InvalidEncoding,
@@ -396,14 +414,24 @@ impl Contract {
                 format!("not JSON: {e} (line of {} bytes)", line.len()),
             )
         })?;
-        let Value::Object(object) = value else {
-            return Err(Violation::row(
+        match value {
+            Value::Object(object) => Ok(object),
+            _ => Err(Violation::row(
                 Reason::MalformedJson,
                 "a JSON value that is not an object",
-            ));
-        };
+            )),
+        }
+    }
+
+    /// Parses a JSON object into `out`, one value per contract field.
+    pub fn parse_json<'a>(
+        &self,
+        object: &'a serde_json::Map<String, Value>,
+        out: &mut Vec<Parsed<'a>>,
+    ) -> Result<(), Violation> {
+        out.clear();
         for field in &self.fields {
-            field.check_json(object.get(&field.name).unwrap_or(&Value::Null))?;
+            out.push(field.parse_json(object.get(&field.name).unwrap_or(&Value::Null))?);
         }
         Ok(())
     }

@@ -145,6 +145,41 @@ impl Lake {
         Ok(())
     }
 
+    /// Moves a finished local file into the lake at `relative`: a rename for a
+    /// local lake (the file must be on the same disk), an upload otherwise.
+    pub async fn put_file(&self, relative: &str, local: &std::path::Path) -> Result<()> {
+        let path = self.path(relative);
+        let io = |source: std::io::Error| {
+            store_error(
+                "put",
+                &path,
+                object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(source),
+                },
+            )
+        };
+        if let Some(root) = &self.local_root {
+            let target = root.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            return std::fs::rename(local, &target).map_err(io);
+        }
+        let bytes = std::fs::read(local).map_err(io)?;
+        self.put(relative, Bytes::from(bytes)).await?;
+        std::fs::remove_file(local).map_err(io)
+    }
+
+    /// Deletes an object; a missing one is not an error.
+    pub async fn delete(&self, relative: &str) -> Result<()> {
+        let path = self.path(relative);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(store_error("delete", &path, source)),
+        }
+    }
+
     /// Reads an object, `None` when it does not exist.
     pub async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
         let path = self.path(relative);

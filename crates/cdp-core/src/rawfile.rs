@@ -64,7 +64,7 @@ pub struct Span {
 
 /// CSV quoting state between bytes, as the `csv` crate reads a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
+enum FieldState {
     FieldStart,
     Unquoted,
     Quoted,
@@ -104,10 +104,10 @@ pub fn split(
             start_line = line;
         }
         Format::Csv => {
-            let mut state = Quote::FieldStart;
+            let mut state = FieldState::FieldStart;
             let mut at = 0;
             while at < bytes.len() {
-                let hit = if state == Quote::Quoted {
+                let hit = if state == FieldState::Quoted {
                     memchr::memchr(b'"', &bytes[at..])
                 } else {
                     memchr::memchr3(b',', b'"', b'\n', &bytes[at..])
@@ -116,24 +116,24 @@ pub fn split(
                     break;
                 };
                 let pos = at + offset;
-                if state == Quote::Quoted {
+                if state == FieldState::Quoted {
                     line += memchr::memchr_iter(b'\n', &bytes[at..pos]).count() as u64;
                 } else if pos > at {
                     // plain bytes were skipped: the field has unquoted content
-                    state = Quote::Unquoted;
+                    state = FieldState::Unquoted;
                 }
                 state = match (state, bytes[pos]) {
-                    (Quote::Quoted, _) => Quote::QuoteInQuoted,
-                    (Quote::QuoteInQuoted, b'"') => Quote::Quoted,
-                    (Quote::FieldStart, b'"') => Quote::Quoted,
-                    (_, b'"') => Quote::Unquoted,
-                    (_, b',') => Quote::FieldStart,
+                    (FieldState::Quoted, _) => FieldState::QuoteInQuoted,
+                    (FieldState::QuoteInQuoted, b'"') => FieldState::Quoted,
+                    (FieldState::FieldStart, b'"') => FieldState::Quoted,
+                    (_, b'"') => FieldState::Unquoted,
+                    (_, b',') => FieldState::FieldStart,
                     (_, _) => {
                         push(start, pos, start_line);
                         line += 1;
                         start = pos + 1;
                         start_line = line;
-                        Quote::FieldStart
+                        FieldState::FieldStart
                     }
                 };
                 at = pos + 1;
@@ -164,15 +164,16 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, FileError> {
 /// Reads `reader` block by block, calling `f` with each block's bytes and
 /// the spans of the complete records in it. A record larger than a block
 /// grows the block. Returns the records seen.
-pub fn for_each_block<R, F>(
+pub fn for_each_block<R, F, E>(
     mut reader: R,
     format: Format,
     block_bytes: usize,
     mut f: F,
-) -> std::io::Result<u64>
+) -> Result<u64, E>
 where
     R: Read,
-    F: FnMut(&[u8], &[Span]),
+    F: FnMut(&[u8], &[Span]) -> Result<(), E>,
+    E: From<std::io::Error>,
 {
     let mut buf: Vec<u8> = Vec::new();
     let mut spans = Vec::new();
@@ -186,7 +187,7 @@ where
         let (consumed, next_line) = split(&buf, format, line, eof, &mut spans);
         records += spans.len() as u64;
         if !spans.is_empty() {
-            f(&buf, &spans);
+            f(&buf, &spans)?;
         }
         if eof {
             return Ok(records);
@@ -295,7 +296,7 @@ where
     for_each_block(reader, contract.format, BLOCK_BYTES, |bytes, spans| {
         for span in spans {
             if header_error.is_some() {
-                return;
+                break;
             }
             let raw = RawRecord {
                 line: span.line,
@@ -330,6 +331,7 @@ where
                 }
             }
         }
+        Ok::<(), std::io::Error>(())
     })
     .map_err(io)?;
     match header_error {
@@ -414,6 +416,7 @@ mod tests {
                         s.line,
                     ));
                 }
+                Ok::<(), std::io::Error>(())
             })
             .unwrap();
             assert_eq!(got, whole, "block size {block}");

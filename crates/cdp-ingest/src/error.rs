@@ -37,7 +37,9 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn frame(context: impl Into<String>) -> impl FnOnce(polars::error::PolarsError) -> Error {
+    pub(crate) fn frame(
+        context: impl Into<String>,
+    ) -> impl FnOnce(polars::error::PolarsError) -> Error {
         let context = context.into();
         move |source| Error::Frame { context, source }
     }

@@ -9,12 +9,30 @@ use cdp_core::contract::{Contract, Contracts};
 use crate::error::{Error, Result};
 
 const EMBEDDED: [(&str, &str); 6] = [
-    ("card_products.toml", include_str!("../../../pipelines/ingest/card_products.toml")),
-    ("customers.toml", include_str!("../../../pipelines/ingest/customers.toml")),
-    ("device_events.toml", include_str!("../../../pipelines/ingest/device_events.toml")),
-    ("offer_events.toml", include_str!("../../../pipelines/ingest/offer_events.toml")),
-    ("social_profiles.toml", include_str!("../../../pipelines/ingest/social_profiles.toml")),
-    ("transactions.toml", include_str!("../../../pipelines/ingest/transactions.toml")),
+    (
+        "card_products.toml",
+        include_str!("../../../pipelines/ingest/card_products.toml"),
+    ),
+    (
+        "customers.toml",
+        include_str!("../../../pipelines/ingest/customers.toml"),
+    ),
+    (
+        "device_events.toml",
+        include_str!("../../../pipelines/ingest/device_events.toml"),
+    ),
+    (
+        "offer_events.toml",
+        include_str!("../../../pipelines/ingest/offer_events.toml"),
+    ),
+    (
+        "social_profiles.toml",
+        include_str!("../../../pipelines/ingest/social_profiles.toml"),
+    ),
+    (
+        "transactions.toml",
+        include_str!("../../../pipelines/ingest/transactions.toml"),
+    ),
 ];
 
 #[derive(Deserialize)]
@@ -57,7 +75,8 @@ pub struct IngestSpec {
 impl IngestSpec {
     /// True when a file name (no folders) belongs to this source.
     pub fn matches_file(&self, name: &str) -> bool {
-        self.matcher.is_match(name.strip_suffix(".gz").unwrap_or(name))
+        self.matcher
+            .is_match(name.strip_suffix(".gz").unwrap_or(name))
     }
 }
 
@@ -78,11 +97,17 @@ pub fn parse<'a>(
             reason,
         };
         let raw: RawSpec = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let contract = contracts.get(&raw.contract).map_err(|e| bad(e.to_string()))?.clone();
+        let contract = contracts
+            .get(&raw.contract)
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
         let index = |name: &String| {
-            contract
-                .field_index(name)
-                .ok_or_else(|| bad(format!("{name:?} is not a field of contract {}", contract.source)))
+            contract.field_index(name).ok_or_else(|| {
+                bad(format!(
+                    "{name:?} is not a field of contract {}",
+                    contract.source
+                ))
+            })
         };
         let key = match &raw.key {
             Some(k) => k.iter().map(index).collect::<Result<Vec<_>>>()?,
@@ -94,8 +119,16 @@ pub fn parse<'a>(
             .or(contract.event_time.as_ref())
             .map(index)
             .transpose()?;
-        let phone_keys = raw.phone_keys.iter().map(index).collect::<Result<Vec<_>>>()?;
-        let email_keys = raw.email_keys.iter().map(index).collect::<Result<Vec<_>>>()?;
+        let phone_keys = raw
+            .phone_keys
+            .iter()
+            .map(index)
+            .collect::<Result<Vec<_>>>()?;
+        let email_keys = raw
+            .email_keys
+            .iter()
+            .map(index)
+            .collect::<Result<Vec<_>>>()?;
         let files = raw.files.clone().unwrap_or_else(|| contract.files.clone());
         let matcher = Glob::new(&files)
             .map_err(|e| bad(format!("files = {files:?}: {e}")))?
@@ -139,6 +172,9 @@ mod tests {
     fn a_spec_naming_an_unknown_field_is_refused_with_its_file() {
         let text = "source = \"t\"\ncontract = \"transactions\"\nkey = [\"nope\"]\n";
         let err = parse([("t.toml", text)], Contracts::embedded()).unwrap_err();
-        assert!(err.to_string().contains("t.toml") && err.to_string().contains("nope"), "{err}");
+        assert!(
+            err.to_string().contains("t.toml") && err.to_string().contains("nope"),
+            "{err}"
+        );
     }
 }
