@@ -15,6 +15,29 @@ use cdp_core::lake::Lake;
 use crate::error::{Error, Result};
 use crate::parse::BadRow;
 
+/// Hashes a key that is already a 128-bit hash by taking its low 64 bits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+/// The set of key hashes seen so far.
+pub type KeySet = HashSet<u128, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// Rows per source, as `cdp ingest --json` reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -91,7 +114,7 @@ impl BronzeManifest {
     }
 }
 
-/// Parquet writer options for bronze.
+/// Parquet writer options for bronze: zstd at its default level.
 fn writer(file: File, row_group_rows: usize) -> ParquetWriter<File> {
     ParquetWriter::new(file)
         .with_compression(ParquetCompression::Zstd(None))
@@ -116,6 +139,10 @@ pub struct Partition {
     rows: u64,
     row_group_rows: usize,
 }
+
+/// Rows that may wait in memory across all partitions of a file before
+/// the largest waiting partitions are written out.
+pub const PENDING_BUDGET: usize = 1 << 20;
 
 /// A staged file ready to be moved into the lake.
 #[derive(Debug, Clone)]
@@ -192,6 +219,86 @@ impl Partition {
     }
 }
 
+/// The partitions of one raw file, by business date, written to staging.
+pub struct PartitionSet {
+    partitions: BTreeMap<Option<i32>, Partition>,
+    staging: PathBuf,
+    stem: String,
+    row_group_rows: usize,
+}
+
+impl PartitionSet {
+    /// Partitions staged as `staging/<stem>-<dt>.parquet`.
+    pub fn new(staging: &Path, stem: String, row_group_rows: usize) -> PartitionSet {
+        PartitionSet {
+            partitions: BTreeMap::new(),
+            staging: staging.into(),
+            stem,
+            row_group_rows,
+        }
+    }
+
+    /// Adds rows of business date `dt`; bounds the rows waiting in memory by
+    /// writing out the partitions with the most of them.
+    pub fn push(&mut self, dt: Option<i32>, frame: DataFrame) -> Result<()> {
+        let (staging, stem, rows) = (&self.staging, &self.stem, self.row_group_rows);
+        let partition = self.partitions.entry(dt).or_insert_with(|| {
+            let tag = dt.map_or("all".to_string(), |d| d.to_string());
+            Partition::new(dt, staging.join(format!("{stem}-{tag}.parquet")), rows)
+        });
+        partition.push(frame)?;
+        let mut pending: usize = self.partitions.values().map(|p| p.pending_rows).sum();
+        while pending > PENDING_BUDGET {
+            let largest = self
+                .partitions
+                .values_mut()
+                .max_by_key(|p| p.pending_rows)
+                .expect("rows are pending");
+            pending -= largest.pending_rows;
+            largest.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Closes every partition file.
+    pub fn finish(self) -> Result<Vec<Staged>> {
+        self.partitions
+            .into_values()
+            .map(Partition::finish)
+            .collect()
+    }
+
+    /// Abandons every partition and deletes its staging file.
+    pub fn discard(self) {
+        for p in self.partitions.into_values() {
+            p.discard();
+        }
+    }
+}
+
+/// Runs a [`PartitionSet`] on its own thread inside `scope`, so writing
+/// Parquet overlaps with parsing the next block. Send `(dt, rows)`; drop the
+/// sender and join to get the set back.
+#[allow(clippy::type_complexity)]
+pub fn spawn_writer<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    mut set: PartitionSet,
+) -> (
+    std::sync::mpsc::SyncSender<(Option<i32>, DataFrame)>,
+    std::thread::ScopedJoinHandle<'scope, (PartitionSet, Result<()>)>,
+) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Option<i32>, DataFrame)>(16);
+    let handle = scope.spawn(move || {
+        for (dt, frame) in rx {
+            if let Err(e) = set.push(dt, frame) {
+                return (set, Err(e));
+            }
+        }
+        (set, Ok(()))
+    });
+    (tx, handle)
+}
+
 /// Writes a file's bad rows to a staging Parquet file.
 pub fn write_quarantine(rows: &[BadRow], file: &str, run: &str, path: &Path) -> Result<Staged> {
     let n = rows.len();
@@ -250,8 +357,8 @@ pub fn write_keys(keys: &[u128], path: &Path) -> Result<Staged> {
 }
 
 /// Loads every key hash the manifest's key files hold.
-pub async fn load_keys(lake: &Lake, manifest: &BronzeManifest) -> Result<HashSet<u128>> {
-    let mut keys = HashSet::new();
+pub async fn load_keys(lake: &Lake, manifest: &BronzeManifest) -> Result<KeySet> {
+    let mut keys = KeySet::default();
     for path in &manifest.keys {
         let Some(bytes) = lake.get(path).await? else {
             return Err(Error::Staging {

@@ -19,9 +19,13 @@ pub enum Builder {
     List(PlSmallStr, Vec<Option<Series>>),
 }
 
+/// Days from the common era's day 1 to 1970-01-01.
+const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+
 /// Days from 1970-01-01 to `d`, as Arrow dates count.
 pub fn epoch_days(d: chrono::NaiveDate) -> i32 {
-    (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32
+    use chrono::Datelike;
+    d.num_days_from_ce() - UNIX_EPOCH_FROM_CE
 }
 
 impl Builder {
@@ -124,6 +128,19 @@ impl Builder {
 
 /// The date `days` after 1970-01-01.
 pub fn date_from_days(days: i32) -> chrono::NaiveDate {
-    chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")
-        + chrono::Duration::days(i64::from(days))
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_FROM_CE).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_days_round_trip() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        assert_eq!(epoch_days(epoch), 0);
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 1, 16).unwrap();
+        assert_eq!(epoch_days(d), 20_469);
+        assert_eq!(date_from_days(epoch_days(d)), d);
+    }
 }

@@ -15,6 +15,27 @@
 //! previous state and a re-run finishes the job. For every source and run,
 //! rows read = accepted + duplicates + quarantined.
 //!
+//! ```
+//! use cdp_core::{lake::Lake, progress::Silent};
+//! use cdp_ingest::{IngestOptions, ingest};
+//!
+//! let (raw, lake_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+//! std::fs::write(
+//!     raw.path().join("card_products.csv"),
+//!     "offer_id,name,tier,category,annual_fee,min_income_band\n\
+//!      cc_a,\"A, Gold\",gold,travel,480.00,4\n\
+//!      cc_a,\"A, Gold\",gold,travel,480.00,4\n\
+//!      cc_b,B,tin,travel,0,1\n",
+//! ).unwrap();
+//! let lake = Lake::open(lake_dir.path().to_str().unwrap()).unwrap();
+//! let runtime = tokio::runtime::Runtime::new().unwrap();
+//! let report = runtime
+//!     .block_on(ingest(&lake, raw.path().to_str().unwrap(), &IngestOptions::default(), &Silent))
+//!     .unwrap();
+//! let products = &report.sources["card_products"].counts;
+//! assert_eq!((products.read, products.accepted, products.duplicates, products.quarantined), (3, 1, 1, 1));
+//! ```
+//!
 //! Why not polars' CSV reader: quarantine needs each bad row's line number
 //! and original text, and a per-row reason; polars reads a file as a whole
 //! and turns a bad value into a null or a failed read. Polars does the
@@ -45,7 +66,7 @@ use cdp_core::time::BusinessCalendar;
 pub use bronze::{BronzeManifest, Counts};
 pub use error::{Error, Result};
 
-use bronze::{IngestedFile, PartFile, Partition, Staged};
+use bronze::{IngestedFile, PartFile, PartitionSet, Staged};
 use parse::{BadRow, FileContext};
 use source::{SourceDir, SourceFile};
 use spec::IngestSpec;
@@ -280,7 +301,7 @@ async fn ingest_source(
             &file.name,
             run,
             index,
-            &known,
+            &mut known,
             staging,
             options,
         ) {
@@ -293,7 +314,6 @@ async fn ingest_source(
             }
             Err(FileFailure::Fatal(e)) => return Err(e),
         };
-        known.extend(out.new_keys.iter().copied());
         new_keys.extend(out.new_keys);
         for part in out.parts {
             let path = match part.dt {
@@ -400,6 +420,42 @@ fn content_hash(path: &Path) -> std::io::Result<String> {
     Ok(format!("{:032x}", hasher.digest128()))
 }
 
+/// Drops duplicate rows (`keep` false) and splits the rest by business date.
+fn split_by_date(
+    frame: DataFrame,
+    dts: &[Option<i32>],
+    keep: &[bool],
+) -> Result<Vec<(Option<i32>, DataFrame)>> {
+    let all_kept = keep.iter().all(|k| *k);
+    let frame = if all_kept {
+        frame
+    } else {
+        frame
+            .filter(&BooleanChunked::from_slice("keep".into(), keep))
+            .map_err(Error::frame("dropping duplicates"))?
+    };
+    let dts: Vec<Option<i32>> = dts
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(d, _)| *d)
+        .collect();
+    let distinct: BTreeSet<Option<i32>> = dts.iter().copied().collect();
+    if distinct.len() <= 1 {
+        return Ok(distinct.into_iter().map(|dt| (dt, frame.clone())).collect());
+    }
+    distinct
+        .into_iter()
+        .map(|dt| {
+            let mask: Vec<bool> = dts.iter().map(|d| *d == dt).collect();
+            frame
+                .filter(&BooleanChunked::from_slice("dt".into(), &mask))
+                .map(|part| (dt, part))
+                .map_err(Error::frame("splitting by business date"))
+        })
+        .collect()
+}
+
 /// Why a file was not ingested.
 enum FileFailure {
     /// The file is broken as a whole; the rest of the run goes on.
@@ -436,7 +492,7 @@ fn ingest_file(
     name: &str,
     run: &str,
     index: usize,
-    known: &HashSet<u128>,
+    known: &mut bronze::KeySet,
     staging: &Path,
     options: &IngestOptions,
 ) -> Result<FileOutput, FileFailure> {
@@ -449,116 +505,108 @@ fn ingest_file(
         file: name,
         run,
     };
-    let mut partitions: BTreeMap<Option<i32>, Partition> = BTreeMap::new();
-    let mut seen: HashSet<u128> = HashSet::new();
-    let mut new_keys = Vec::new();
+    // keys this file adds to `known`, taken back out if the file fails
+    let mut new_keys: Vec<u128> = Vec::new();
     let mut bad: Vec<BadRow> = Vec::new();
     let mut counts = Counts::default();
     let mut header_done = format == Format::Ndjson;
+    let partitions = PartitionSet::new(
+        staging,
+        format!("{}-{index:05}", spec.source),
+        spec.row_group_rows,
+    );
 
-    let result = rawfile::for_each_block(reader, format, options.block_bytes, |bytes, spans| {
-        let mut spans = spans;
-        if !header_done {
-            let header = &spans[0];
-            let cells: Vec<String> = CsvFields::default()
-                .parse(&bytes[header.start..header.end])
-                .iter()
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            let layout = spec.contract.csv_layout(&cells).map_err(|m| {
-                BlockError::Header(format!(
-                    "header does not match the {} contract: {m}",
-                    spec.contract.source
-                ))
-            })?;
-            ctx.layout = Some(layout);
-            header_done = true;
-            spans = &spans[1..];
-        }
-        for out in ctx.parse_block(bytes, spans).map_err(BlockError::Fatal)? {
-            counts.read += (out.frame.height() + out.bad.len()) as u64;
-            counts.quarantined += out.bad.len() as u64;
-            bad.extend(out.bad);
-            let mut mask = Vec::with_capacity(out.keys.len());
-            for k in &out.keys {
-                let fresh = !known.contains(k) && seen.insert(*k);
-                if fresh {
-                    new_keys.push(*k);
+    let (mut t_parse, mut t_dedup, mut t_send) = (0f64, 0f64, 0f64);
+    let (partitions, result) = std::thread::scope(|scope| {
+        let (tx, writer) = bronze::spawn_writer(scope, partitions);
+        let result =
+            rawfile::for_each_block(reader, format, options.block_bytes, |bytes, spans| {
+                let mut spans = spans;
+                if !header_done {
+                    let header = &spans[0];
+                    let cells: Vec<String> = CsvFields::default()
+                        .parse(&bytes[header.start..header.end])
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect();
+                    let layout = spec.contract.csv_layout(&cells).map_err(|m| {
+                        BlockError::Header(format!(
+                            "header does not match the {} contract: {m}",
+                            spec.contract.source
+                        ))
+                    })?;
+                    ctx.layout = Some(layout);
+                    header_done = true;
+                    spans = &spans[1..];
                 }
-                mask.push(fresh);
-            }
-            let kept = mask.iter().filter(|m| **m).count();
-            counts.accepted += kept as u64;
-            counts.duplicates += (mask.len() - kept) as u64;
-            let frame = if kept == mask.len() {
-                out.frame
-            } else {
-                out.frame
-                    .filter(&BooleanChunked::from_slice("keep".into(), &mask))
-                    .map_err(|e| BlockError::Fatal(Error::frame("dropping duplicates")(e)))?
-            };
-            let dts: Vec<Option<i32>> = out
-                .dts
-                .iter()
-                .zip(&mask)
-                .filter(|(_, m)| **m)
-                .map(|(d, _)| *d)
-                .collect();
-            let distinct: BTreeSet<Option<i32>> = dts.iter().copied().collect();
-            for dt in distinct {
-                let part = if dts.iter().all(|d| *d == dt) {
-                    frame.clone()
-                } else {
-                    let m: Vec<bool> = dts.iter().map(|d| *d == dt).collect();
-                    frame
-                        .filter(&BooleanChunked::from_slice("dt".into(), &m))
-                        .map_err(|e| {
-                            BlockError::Fatal(Error::frame("splitting by business date")(e))
-                        })?
-                };
-                let partition = partitions.entry(dt).or_insert_with(|| {
-                    let tag = dt.map_or("all".to_string(), |d| d.to_string());
-                    Partition::new(
-                        dt,
-                        staging.join(format!("{}-{index:05}-{tag}.parquet", spec.source)),
-                        spec.row_group_rows,
-                    )
-                });
-                partition.push(part).map_err(BlockError::Fatal)?;
-            }
-        }
-        Ok(())
+                let t0 = Instant::now();
+                let outs = ctx.parse_block(bytes, spans).map_err(BlockError::Fatal)?;
+                t_parse += t0.elapsed().as_secs_f64();
+                for out in outs {
+                    let t1 = Instant::now();
+                    counts.read += (out.frame.height() + out.bad.len()) as u64;
+                    counts.quarantined += out.bad.len() as u64;
+                    bad.extend(out.bad);
+                    let mask: Vec<bool> = out.keys.iter().map(|k| known.insert(*k)).collect();
+                    new_keys.extend(
+                        out.keys
+                            .iter()
+                            .zip(&mask)
+                            .filter(|(_, m)| **m)
+                            .map(|(k, _)| *k),
+                    );
+                    let kept = mask.iter().filter(|m| **m).count();
+                    counts.accepted += kept as u64;
+                    counts.duplicates += (mask.len() - kept) as u64;
+                    let parts =
+                        split_by_date(out.frame, &out.dts, &mask).map_err(BlockError::Fatal)?;
+                    t_dedup += t1.elapsed().as_secs_f64();
+                    let t2 = Instant::now();
+                    for (dt, part) in parts {
+                        // a closed channel means the writer failed: its error is reported at join
+                        if tx.send((dt, part)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    t_send += t2.elapsed().as_secs_f64();
+                }
+                Ok(())
+            });
+        drop(tx);
+        let t3 = Instant::now();
+        let (partitions, written) = writer.join().expect("the partition writer does not panic");
+        tracing::debug!(
+            file = name,
+            parse = t_parse,
+            dedup = t_dedup,
+            send = t_send,
+            join = t3.elapsed().as_secs_f64(),
+            "file timings"
+        );
+        let result = match (result, written) {
+            (Ok(_), Err(e)) => Err(BlockError::Fatal(e)),
+            (result, _) => result,
+        };
+        (partitions, result)
     });
-    let discard = |partitions: BTreeMap<Option<i32>, Partition>| {
-        for p in partitions.into_values() {
-            p.discard();
+    if let Err(e) = result {
+        for k in &new_keys {
+            known.remove(k);
         }
-    };
-    match result {
-        Ok(_) => {}
-        Err(BlockError::Io(e)) => {
-            discard(partitions);
-            return Err(FileFailure::Unreadable(format!("cannot read {name}: {e}")));
-        }
-        Err(BlockError::Header(m)) => {
-            discard(partitions);
-            return Err(FileFailure::Unreadable(format!("{name}: {m}")));
-        }
-        Err(BlockError::Fatal(e)) => {
-            discard(partitions);
-            return Err(FileFailure::Fatal(e));
-        }
+        partitions.discard();
+        return Err(match e {
+            BlockError::Io(e) => FileFailure::Unreadable(format!("cannot read {name}: {e}")),
+            BlockError::Header(m) => FileFailure::Unreadable(format!("{name}: {m}")),
+            BlockError::Fatal(e) => FileFailure::Fatal(e),
+        });
     }
     if !header_done {
+        partitions.discard();
         return Err(FileFailure::Unreadable(format!(
             "{name}: empty file, no CSV header"
         )));
     }
-    let parts = partitions
-        .into_values()
-        .map(Partition::finish)
-        .collect::<Result<Vec<_>>>()
-        .map_err(FileFailure::Fatal)?;
+    let parts = partitions.finish().map_err(FileFailure::Fatal)?;
     let reasons = bronze::reasons(&bad);
     let quarantine = if bad.is_empty() {
         None
