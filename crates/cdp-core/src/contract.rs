@@ -370,26 +370,22 @@ impl Contract {
                 format!("{} cells, the header has {}", cells.len(), layout.width),
             ));
         }
-        let mut text = Vec::with_capacity(cells.len());
+        let utf8 = |cell: &'a [u8], field: Option<&Field>| {
+            std::str::from_utf8(cell).map_err(|e| Violation {
+                reason: Reason::InvalidEncoding,
+                field: field.map(|f| f.name.clone()),
+                detail: format!("not UTF-8 (bad byte at offset {})", e.valid_up_to()),
+            })
+        };
+        // bad bytes anywhere make the whole row an encoding problem
         for (i, cell) in cells.iter().enumerate() {
-            match std::str::from_utf8(cell) {
-                Ok(s) => text.push(s),
-                Err(e) => {
-                    let column = layout
-                        .positions
-                        .iter()
-                        .position(|&p| p == i)
-                        .map(|f| self.fields[f].name.clone());
-                    return Err(Violation {
-                        reason: Reason::InvalidEncoding,
-                        field: column,
-                        detail: format!("not UTF-8 (bad byte at offset {})", e.valid_up_to()),
-                    });
-                }
+            if !cell.is_ascii() {
+                let field = layout.positions.iter().position(|&p| p == i);
+                utf8(cell, field.map(|f| &self.fields[f]))?;
             }
         }
         for (field, &pos) in self.fields.iter().zip(&layout.positions) {
-            out.push(field.parse_text(text[pos])?);
+            out.push(field.parse_text(utf8(cells[pos], Some(field))?)?);
         }
         Ok(())
     }

@@ -283,6 +283,7 @@ async fn ingest_source(
                 continue;
             }
         };
+        let t_hash = Instant::now();
         let hash = match content_hash(&local.path) {
             Ok(h) => h,
             Err(e) => {
@@ -290,6 +291,7 @@ async fn ingest_source(
                 continue;
             }
         };
+        tracing::debug!(file = %file.name, seconds = t_hash.elapsed().as_secs_f64(), "content hash");
         if !done.insert(hash.clone()) {
             report.skipped += 1;
             progress.advance(1);
@@ -355,6 +357,7 @@ async fn ingest_source(
     }
 
     // Commit: move the files in, then publish the manifest that names them.
+    let t_commit = Instant::now();
     let keys_path = format!("_ingest/keys/{}/keys-{run}.parquet", spec.source);
     let keys = bronze::write_keys(
         &new_keys,
@@ -378,6 +381,7 @@ async fn ingest_source(
     }
     manifest.totals += report.counts;
     lake.publish(&name, &manifest, Some(version)).await?;
+    tracing::debug!(seconds = t_commit.elapsed().as_secs_f64(), "commit");
     Ok(report)
 }
 
@@ -418,6 +422,64 @@ fn content_hash(path: &Path) -> std::io::Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(format!("{:032x}", hasher.digest128()))
+}
+
+/// What the dedup stage hands back.
+struct Deduped<'k> {
+    counts: Counts,
+    bad: Vec<BadRow>,
+    /// Keys this file added to `known` (taken back out if the file fails).
+    new_keys: Vec<u128>,
+    known: &'k mut bronze::KeySet,
+    error: Option<Error>,
+}
+
+/// The dedup stage: counts rows, keeps bad ones aside, drops rows whose key
+/// was seen before (first occurrence wins, in file order), splits the rest
+/// by business date and passes them to the writer.
+fn deduplicate(
+    chunks: std::sync::mpsc::Receiver<Vec<parse::ChunkOut>>,
+    known: &mut bronze::KeySet,
+    writer: std::sync::mpsc::SyncSender<(Option<i32>, DataFrame)>,
+) -> Deduped<'_> {
+    let mut out = Deduped {
+        counts: Counts::default(),
+        bad: Vec::new(),
+        new_keys: Vec::new(),
+        known,
+        error: None,
+    };
+    for chunk in chunks.iter().flatten() {
+        if out.error.is_some() {
+            continue;
+        }
+        out.counts.read += (chunk.frame.height() + chunk.bad.len()) as u64;
+        out.counts.quarantined += chunk.bad.len() as u64;
+        out.bad.extend(chunk.bad);
+        let mask: Vec<bool> = chunk.keys.iter().map(|k| out.known.insert(*k)).collect();
+        out.new_keys.extend(
+            chunk
+                .keys
+                .iter()
+                .zip(&mask)
+                .filter(|(_, m)| **m)
+                .map(|(k, _)| *k),
+        );
+        let kept = mask.iter().filter(|m| **m).count();
+        out.counts.accepted += kept as u64;
+        out.counts.duplicates += (mask.len() - kept) as u64;
+        match split_by_date(chunk.frame, &chunk.dts, &mask) {
+            Ok(parts) => {
+                for part in parts {
+                    if writer.send(part).is_err() {
+                        break; // the writer failed; its error comes at join
+                    }
+                }
+            }
+            Err(e) => out.error = Some(e),
+        }
+    }
+    out
 }
 
 /// Drops duplicate rows (`keep` false) and splits the rest by business date.
@@ -505,20 +567,21 @@ fn ingest_file(
         file: name,
         run,
     };
-    // keys this file adds to `known`, taken back out if the file fails
-    let mut new_keys: Vec<u128> = Vec::new();
-    let mut bad: Vec<BadRow> = Vec::new();
-    let mut counts = Counts::default();
     let mut header_done = format == Format::Ndjson;
     let partitions = PartitionSet::new(
         staging,
         format!("{}-{index:05}", spec.source),
         spec.row_group_rows,
     );
+    let t_file = Instant::now();
 
-    let (mut t_parse, mut t_dedup, mut t_send) = (0f64, 0f64, 0f64);
-    let (partitions, result) = std::thread::scope(|scope| {
-        let (tx, writer) = bronze::spawn_writer(scope, partitions);
+    // Three stages, so that parsing never waits: this thread reads and
+    // parses blocks (in parallel), a second thread drops duplicates and
+    // splits rows by date, a third writes Parquet.
+    let (partitions, deduped, result) = std::thread::scope(|scope| {
+        let (to_writer, writer) = bronze::spawn_writer(scope, partitions);
+        let (to_dedup, from_parser) = std::sync::mpsc::sync_channel::<Vec<parse::ChunkOut>>(2);
+        let dedup = scope.spawn(move || deduplicate(from_parser, known, to_writer));
         let result =
             rawfile::for_each_block(reader, format, options.block_bytes, |bytes, spans| {
                 let mut spans = spans;
@@ -539,56 +602,33 @@ fn ingest_file(
                     header_done = true;
                     spans = &spans[1..];
                 }
-                let t0 = Instant::now();
                 let outs = ctx.parse_block(bytes, spans).map_err(BlockError::Fatal)?;
-                t_parse += t0.elapsed().as_secs_f64();
-                for out in outs {
-                    let t1 = Instant::now();
-                    counts.read += (out.frame.height() + out.bad.len()) as u64;
-                    counts.quarantined += out.bad.len() as u64;
-                    bad.extend(out.bad);
-                    let mask: Vec<bool> = out.keys.iter().map(|k| known.insert(*k)).collect();
-                    new_keys.extend(
-                        out.keys
-                            .iter()
-                            .zip(&mask)
-                            .filter(|(_, m)| **m)
-                            .map(|(k, _)| *k),
-                    );
-                    let kept = mask.iter().filter(|m| **m).count();
-                    counts.accepted += kept as u64;
-                    counts.duplicates += (mask.len() - kept) as u64;
-                    let parts =
-                        split_by_date(out.frame, &out.dts, &mask).map_err(BlockError::Fatal)?;
-                    t_dedup += t1.elapsed().as_secs_f64();
-                    let t2 = Instant::now();
-                    for (dt, part) in parts {
-                        // a closed channel means the writer failed: its error is reported at join
-                        if tx.send((dt, part)).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    t_send += t2.elapsed().as_secs_f64();
-                }
+                // a closed channel means a later stage failed: its error comes at join
+                let _ = to_dedup.send(outs);
                 Ok(())
             });
-        drop(tx);
-        let t3 = Instant::now();
+        drop(to_dedup);
+        let mut deduped = dedup.join().expect("the dedup stage does not panic");
         let (partitions, written) = writer.join().expect("the partition writer does not panic");
-        tracing::debug!(
-            file = name,
-            parse = t_parse,
-            dedup = t_dedup,
-            send = t_send,
-            join = t3.elapsed().as_secs_f64(),
-            "file timings"
-        );
-        let result = match (result, written) {
-            (Ok(_), Err(e)) => Err(BlockError::Fatal(e)),
-            (result, _) => result,
+        let result = match (result, deduped.error.take(), written) {
+            (Err(e), _, _) => Err(e),
+            (Ok(_), Some(e), _) | (Ok(_), None, Err(e)) => Err(BlockError::Fatal(e)),
+            (Ok(_), None, Ok(())) => Ok(()),
         };
-        (partitions, result)
+        (partitions, deduped, result)
     });
+    tracing::debug!(
+        file = name,
+        seconds = t_file.elapsed().as_secs_f64(),
+        "read, parse, dedup, write"
+    );
+    let Deduped {
+        counts,
+        bad,
+        new_keys,
+        known,
+        ..
+    } = deduped;
     if let Err(e) = result {
         for k in &new_keys {
             known.remove(k);

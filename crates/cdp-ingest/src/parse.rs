@@ -7,7 +7,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use cdp_core::contract::{Contract, CsvLayout, Format, Parsed, Reason, Violation};
 use cdp_core::identity::{email_sha256, phone_sha256};
-use cdp_core::rawfile::{CsvFields, Span};
+use cdp_core::rawfile::{CsvFields, Span, recycle};
 use cdp_core::time::BusinessCalendar;
 
 use crate::columns::{Builder, date_from_days, epoch_days};
@@ -97,6 +97,8 @@ impl FileContext<'_> {
         let mut bad = Vec::new();
         let mut fields = CsvFields::default();
         let width = contract.fields.len();
+        let mut cells_buf: Vec<&[u8]> = Vec::new();
+        let mut values_buf: Vec<Parsed> = Vec::with_capacity(width);
 
         for span in spans {
             let text = &bytes[span.start..span.end];
@@ -126,11 +128,15 @@ impl FileContext<'_> {
             let outcome = match contract.format {
                 Format::Csv => {
                     let layout = self.layout.as_ref().expect("CSV files have a layout");
-                    let cells = fields.parse(text);
-                    let mut values = Vec::with_capacity(width);
-                    contract
+                    let mut cells = recycle(std::mem::take(&mut cells_buf));
+                    fields.parse_into(text, &mut cells);
+                    let mut values = recycle_values(std::mem::take(&mut values_buf));
+                    let outcome = contract
                         .parse_csv(layout, &cells, &mut values)
-                        .map(|()| keep(&values))
+                        .map(|()| keep(&values));
+                    values_buf = recycle_values(values);
+                    cells_buf = recycle(cells);
+                    outcome
                 }
                 Format::Ndjson => Contract::json_object(text).and_then(|object| {
                     let mut values = Vec::with_capacity(width);
@@ -187,6 +193,15 @@ impl FileContext<'_> {
             bad,
         })
     }
+}
+
+/// Empties a vector of parsed values so its allocation can be reused for
+/// the next record's values (see [`recycle`]).
+fn recycle_values<'b>(mut v: Vec<Parsed>) -> Vec<Parsed<'b>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
 }
 
 /// The bronze column holding the hash of field `i`.
