@@ -26,7 +26,8 @@ use std::fmt;
 use std::sync::LazyLock;
 
 use globset::{Glob, GlobMatcher};
-use regex::Regex;
+use regex_automata::dfa::{Automaton, StartKind, dense};
+use regex_automata::{Anchored, Input};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -232,7 +233,7 @@ pub struct Field {
     /// Most decimals for a decimal.
     pub scale: Option<u32>,
     /// Pattern the whole text must match.
-    pub pattern: Option<Regex>,
+    pub pattern: Option<Pattern>,
     /// Most characters of a string.
     pub max_length: Option<usize>,
     /// Personal data: masked on output, never logged.
@@ -825,7 +826,7 @@ fn parse_contract(file: &str, text: &str) -> Result<Contract> {
         }
         let pattern = f
             .pattern
-            .map(|p| Regex::new(&anchor(&p)))
+            .map(|p| Pattern::new(&p))
             .transpose()
             .map_err(|e| bad(format!("field {:?}: bad pattern: {e}", f.name)))?;
         fields.push(Field {
@@ -860,9 +861,38 @@ fn parse_contract(file: &str, text: &str) -> Result<Contract> {
     })
 }
 
-/// Makes a pattern match the whole text, whatever anchors it already has.
-fn anchor(pattern: &str) -> String {
-    format!("^(?:{pattern})$")
+/// A field's pattern, compiled once into an anchored DFA: matching needs
+/// no cache, so checking values on many threads costs no coordination.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    source: String,
+    dfa: dense::DFA<Vec<u32>>,
+}
+
+impl Pattern {
+    /// Compiles `pattern`; it must match the whole text, whatever anchors it
+    /// already has.
+    pub fn new(pattern: &str) -> Result<Pattern, Box<dense::BuildError>> {
+        let dfa = dense::Builder::new()
+            .configure(dense::Config::new().start_kind(StartKind::Anchored))
+            .build(&format!("^(?:{pattern})$"))
+            .map_err(Box::new)?;
+        Ok(Pattern {
+            source: pattern.to_string(),
+            dfa,
+        })
+    }
+
+    /// True when the whole of `text` matches.
+    pub fn is_match(&self, text: &str) -> bool {
+        let input = Input::new(text).anchored(Anchored::Yes);
+        matches!(self.dfa.try_search_fwd(&input), Ok(Some(_)))
+    }
+
+    /// The pattern as written in the contract.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
 }
 
 #[cfg(test)]

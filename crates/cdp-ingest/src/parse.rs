@@ -71,9 +71,7 @@ impl FileContext<'_> {
 
     fn parse_chunk(&self, bytes: &[u8], spans: &[Span]) -> Result<ChunkOut> {
         let spec = self.spec;
-        // A clone per chunk gives each worker its own regex caches (shared
-        // caches make threads queue for them).
-        let contract = &self.contract().clone();
+        let contract = self.contract();
         let n = spans.len();
         let mut columns: Vec<Builder> = contract
             .fields
