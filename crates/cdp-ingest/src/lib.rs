@@ -267,7 +267,9 @@ async fn ingest_source(
     let mut known = bronze::load_keys(lake, &manifest).await?;
     let mut done: HashSet<String> = manifest.files.iter().map(|f| f.hash.clone()).collect();
     let mut new_keys = Vec::new();
-    let mut staged: Vec<(String, Staged, &'static str, String)> = Vec::new();
+    // (lake path, staged file, raw file) of data and of quarantine files
+    let mut new_parts: Vec<(String, Staged, String)> = Vec::new();
+    let mut new_quarantine: Vec<(String, Staged, String)> = Vec::new();
 
     progress.begin(&spec.source, files.len() as u64);
     for (index, file) in files.iter().enumerate() {
@@ -328,14 +330,14 @@ async fn ingest_source(
                     paths::bronze(&spec.source)
                 ),
             };
-            staged.push((path, part, "part", file.name.clone()));
+            new_parts.push((path, part, file.name.clone()));
         }
         if let Some(q) = out.quarantine {
             let path = format!(
                 "{}/part-{run}-{index:05}.parquet",
                 paths::quarantine(&spec.source)
             );
-            staged.push((path, q, "quarantine", file.name.clone()));
+            new_quarantine.push((path, q, file.name.clone()));
         }
         for (reason, n) in out.reasons {
             *report.reasons.entry(reason).or_default() += n;
@@ -365,18 +367,19 @@ async fn ingest_source(
     )?;
     lake.put_file(&keys_path, &keys.local).await?;
     manifest.keys.push(keys_path);
-    for (path, part, kind, file) in staged {
-        lake.put_file(&path, &part.local).await?;
-        let entry = PartFile {
-            path,
-            dt: part.dt,
-            rows: part.rows,
-            run: run.into(),
-            file,
-        };
-        match kind {
-            "part" => manifest.parts.push(entry),
-            _ => manifest.quarantine.push(entry),
+    for (shelf, staged) in [
+        (&mut manifest.parts, new_parts),
+        (&mut manifest.quarantine, new_quarantine),
+    ] {
+        for (path, part, file) in staged {
+            lake.put_file(&path, &part.local).await?;
+            shelf.push(PartFile {
+                path,
+                dt: part.dt,
+                rows: part.rows,
+                run: run.into(),
+                file,
+            });
         }
     }
     manifest.totals += report.counts;
