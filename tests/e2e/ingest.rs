@@ -213,10 +213,14 @@ fn a_run_killed_at_any_moment_is_finished_by_the_next() {
     let raw = tempfile::tempdir().unwrap();
     generate(raw.path(), 800, 8, 4, 0.02, &[]);
     let reference = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
     ingest(raw.path(), reference.path());
+    let full_run = started.elapsed();
     let expected = bronze_content(reference.path());
     let mut partial_states = 0;
-    for delay_ms in [150, 600, 1500, 3000] {
+    // kill at moments spread over what a whole run takes on this machine
+    for fraction in [0.05, 0.2, 0.4, 0.6, 0.8] {
+        let delay = full_run.mul_f64(fraction);
         let lake = tempfile::tempdir().unwrap();
         let mut child = cdp()
             .args([
@@ -231,7 +235,7 @@ fn a_run_killed_at_any_moment_is_finished_by_the_next() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        std::thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         let published = SOURCES
@@ -249,7 +253,7 @@ fn a_run_killed_at_any_moment_is_finished_by_the_next() {
         assert_eq!(
             bronze_content(lake.path()),
             expected,
-            "killed after {delay_ms} ms"
+            "killed after {delay:?}"
         );
     }
     assert!(

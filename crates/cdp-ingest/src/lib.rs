@@ -444,6 +444,7 @@ fn deduplicate(
     chunks: std::sync::mpsc::Receiver<Vec<parse::ChunkOut>>,
     known: &mut bronze::KeySet,
     writer: std::sync::mpsc::SyncSender<(Option<i32>, DataFrame)>,
+    by_date: bool,
 ) -> Deduped<'_> {
     let mut out = Deduped {
         counts: Counts::default(),
@@ -471,7 +472,12 @@ fn deduplicate(
         let kept = mask.iter().filter(|m| **m).count();
         out.counts.accepted += kept as u64;
         out.counts.duplicates += (mask.len() - kept) as u64;
-        match split_by_date(chunk.frame, &chunk.dts, &mask) {
+        let dts = if by_date {
+            chunk.dts
+        } else {
+            vec![None; mask.len()]
+        };
+        match split_by_date(chunk.frame, &dts, &mask) {
             Ok(parts) => {
                 for part in parts {
                     if writer.send(part).is_err() {
@@ -584,7 +590,8 @@ fn ingest_file(
     let (partitions, deduped, result) = std::thread::scope(|scope| {
         let (to_writer, writer) = bronze::spawn_writer(scope, partitions);
         let (to_dedup, from_parser) = std::sync::mpsc::sync_channel::<Vec<parse::ChunkOut>>(2);
-        let dedup = scope.spawn(move || deduplicate(from_parser, known, to_writer));
+        let by_date = spec.partition == spec::Partitioning::EventDate;
+        let dedup = scope.spawn(move || deduplicate(from_parser, known, to_writer, by_date));
         let result =
             rawfile::for_each_block(reader, format, options.block_bytes, |bytes, spans| {
                 let mut spans = spans;

@@ -48,6 +48,19 @@ struct RawSpec {
     #[serde(default)]
     email_keys: Vec<String>,
     row_group_rows: Option<usize>,
+    #[serde(default)]
+    partition: Partitioning,
+}
+
+/// How bronze files are laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioning {
+    /// One folder per business date of the event time (`dt=YYYY-MM-DD`).
+    #[default]
+    EventDate,
+    /// One file per raw file; rows still carry `dt`.
+    None,
 }
 
 /// One source's ingest spec, resolved against its contract.
@@ -70,6 +83,8 @@ pub struct IngestSpec {
     pub email_keys: Vec<usize>,
     /// Parquet row-group size.
     pub row_group_rows: usize,
+    /// Whether files are split by business date.
+    pub partition: Partitioning,
 }
 
 impl IngestSpec {
@@ -146,6 +161,11 @@ pub fn parse<'a>(
             phone_keys,
             email_keys,
             row_group_rows: raw.row_group_rows.unwrap_or(262_144).max(1024),
+            partition: if event_time.is_some() {
+                raw.partition
+            } else {
+                Partitioning::None
+            },
         });
     }
     specs.sort_by(|a, b| a.source.cmp(&b.source));
@@ -164,8 +184,12 @@ mod tests {
         assert_eq!(customers.key.len(), 2);
         assert_eq!(customers.phone_keys.len(), 1);
         assert!(customers.matches_file("customers_2026-01-01.csv.gz"));
+        assert_eq!(customers.partition, Partitioning::None);
         let products = specs.iter().find(|s| s.source == "card_products").unwrap();
         assert!(products.event_time.is_none());
+        assert_eq!(products.partition, Partitioning::None);
+        let txns = specs.iter().find(|s| s.source == "transactions").unwrap();
+        assert_eq!(txns.partition, Partitioning::EventDate);
     }
 
     #[test]
