@@ -196,7 +196,7 @@ fn run_id() -> String {
 /// rename), else a temporary folder.
 struct Staging {
     dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
+    temp: Option<tempfile::TempDir>,
 }
 
 impl Staging {
@@ -214,13 +214,13 @@ impl Staging {
                 }
                 let dir = all.join(run);
                 std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                Ok(Staging { dir, _temp: None })
+                Ok(Staging { dir, temp: None })
             }
             None => {
                 let temp = tempfile::tempdir().map_err(io(Path::new("temporary folder")))?;
                 Ok(Staging {
                     dir: temp.path().to_path_buf(),
-                    _temp: Some(temp),
+                    temp: Some(temp),
                 })
             }
         }
@@ -229,7 +229,7 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if self._temp.is_none() {
+        if self.temp.is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
