@@ -68,6 +68,14 @@ pub struct PersonDay<'a> {
     pub d: u32,
 }
 
+impl PersonDay<'_> {
+    /// True before the person's first customer_id is opened: no cards, no
+    /// app login yet.
+    pub fn before_onboarding(&self) -> bool {
+        (self.d as i32) < self.person.onboard[0]
+    }
+}
+
 /// Seconds in a day.
 const DAY: i64 = 86_400;
 
@@ -162,7 +170,7 @@ pub fn transactions(day: PersonDay, r: &mut ChaCha8Rng, out: &mut Out) {
         person: p,
         d,
     } = day;
-    if (d as i32) < p.onboard[0] {
+    if day.before_onboarding() {
         return;
     }
     let date = w.date(d);
@@ -403,7 +411,7 @@ pub fn device_events(day: PersonDay, r: &mut ChaCha8Rng, out: &mut Out) {
         person: p,
         d,
     } = day;
-    if (d as i32) < p.onboard[0] {
+    if day.before_onboarding() {
         return;
     }
     let spec = p.persona.spec();
