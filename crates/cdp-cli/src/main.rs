@@ -2,9 +2,13 @@
 //! parses arguments, loads the configuration once, sets up logging and
 //! progress, and calls the library crates.
 
+mod build_cmd;
+mod engine;
+mod features_cmd;
 mod gen_cmd;
 mod ingest_cmd;
 mod progress;
+mod query_cmd;
 mod validate_cmd;
 
 use std::path::PathBuf;
@@ -23,6 +27,8 @@ Quick start:
   cdp gen --out data/raw --customers 2000 --days 60 --seed 7 --dirty-rate 0.01
   cdp validate --source data/raw
   cdp ingest --source data/raw --lake ./lake
+  cdp build --as-of 2026-02-28
+  cdp query \"SELECT * FROM silver.features WHERE as_of = DATE '2026-02-28' LIMIT 5\"
 
 Every command takes --lake (default ./lake, env CDP_LAKE) and --json, which
 prints one JSON summary on stdout instead of progress and tables.
@@ -63,6 +69,18 @@ enum Command {
     /// Check raw files against the source contracts in schemas/, without ingesting them.
     #[command(after_help = validate_cmd::EXAMPLES)]
     Validate(validate_cmd::Args),
+    /// Build the silver layer as of a date: identity map, customer 360, features.
+    #[command(after_help = build_cmd::EXAMPLES)]
+    Build(build_cmd::Args),
+    /// Run SQL over every lake table (bronze, silver, gold, ref).
+    #[command(after_help = query_cmd::EXAMPLES)]
+    Query(query_cmd::Args),
+    /// The declared features: list them, or describe one.
+    #[command(after_help = features_cmd::EXAMPLES)]
+    Features {
+        #[command(subcommand)]
+        action: features_cmd::Action,
+    },
 }
 
 /// What every command gets.
@@ -98,6 +116,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(args) => gen_cmd::run(&ctx, args),
         Command::Ingest(args) => ingest_cmd::run(&ctx, args),
         Command::Validate(args) => validate_cmd::run(&ctx, args),
+        Command::Build(args) => build_cmd::run(&ctx, args),
+        Command::Query(args) => query_cmd::run(&ctx, args),
+        Command::Features { action } => features_cmd::run(&ctx, action),
     }
 }
 

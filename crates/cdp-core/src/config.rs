@@ -37,6 +37,66 @@ pub struct Config {
     pub time: TimeConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The query engine (`cdp build`, `cdp query`).
+    pub engine: EngineConfig,
+}
+
+/// `[engine]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Memory the engine may hold before it spills to disk: `auto` (half of
+    /// this machine's memory, at most 8 GiB) or a size such as `4GiB`, `512MiB`.
+    pub memory_limit: String,
+    /// Parallel partitions per query; 0 means one per CPU core.
+    pub target_partitions: usize,
+    /// Where spill files go; empty means the system temporary folder.
+    pub spill_dir: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit: "auto".into(),
+            target_partitions: 0,
+            spill_dir: String::new(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The memory limit in bytes (`auto` resolved against `total_memory`).
+    pub fn memory_limit_bytes(&self, total_memory: Option<u64>) -> Result<u64> {
+        let text = self.memory_limit.trim();
+        if text.eq_ignore_ascii_case("auto") {
+            let half = total_memory.unwrap_or(8 << 30) / 2;
+            return Ok(half.clamp(256 << 20, 8 << 30));
+        }
+        parse_size(text).ok_or_else(|| Error::ConfigValue {
+            key: "engine.memory_limit",
+            value: self.memory_limit.clone(),
+            reason: "must be `auto` or a size such as `4GiB`, `512MiB`, `2000000000`".into(),
+        })
+    }
+}
+
+/// Parses `4GiB`, `512MiB`, `64KiB`, `1GB`, or plain bytes.
+fn parse_size(text: &str) -> Option<u64> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    let bytes = number * scale as f64;
+    (bytes >= 1.0).then_some(bytes as u64)
 }
 
 /// `[lake]`
@@ -167,6 +227,7 @@ impl Config {
             value: self.time.timezone.clone(),
             reason: e.to_string(),
         })?;
+        self.engine.memory_limit_bytes(None)?;
         if self.log.level.trim().is_empty() {
             return Err(Error::ConfigValue {
                 key: "log.level",
@@ -230,6 +291,20 @@ fn apply_env(table: &mut Table, var: &str, raw: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_limits_parse_and_auto_resolves_to_half_capped() {
+        let mut engine = EngineConfig::default();
+        assert_eq!(engine.memory_limit_bytes(Some(24 << 30)).unwrap(), 8 << 30);
+        assert_eq!(engine.memory_limit_bytes(Some(4 << 30)).unwrap(), 2 << 30);
+        engine.memory_limit = "512MiB".into();
+        assert_eq!(engine.memory_limit_bytes(None).unwrap(), 512 << 20);
+        engine.memory_limit = "1.5GiB".into();
+        assert_eq!(engine.memory_limit_bytes(None).unwrap(), 3 << 29);
+        engine.memory_limit = "lots".into();
+        let err = engine.memory_limit_bytes(None).unwrap_err().to_string();
+        assert!(err.contains("engine.memory_limit"), "{err}");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -1,5 +1,6 @@
 //! Reference data shipped in `pipelines/reference/` and embedded into the
-//! binary: the card products campaigns offer and the CNY FX table.
+//! binary: the card products campaigns offer, the CNY FX table and the
+//! merchant-category groups features use.
 //!
 //! ```
 //! use cdp_core::reference;
@@ -19,6 +20,11 @@ pub const CARD_PRODUCTS_CSV: &str = include_str!("../../../pipelines/reference/c
 
 /// `pipelines/reference/fx_rates.csv`, verbatim.
 pub const FX_RATES_CSV: &str = include_str!("../../../pipelines/reference/fx_rates.csv");
+
+/// `pipelines/reference/mcc_categories.csv`, verbatim: merchant category
+/// code to the spending category features group it under.
+pub const MCC_CATEGORIES_CSV: &str =
+    include_str!("../../../pipelines/reference/mcc_categories.csv");
 
 /// A card product a campaign can offer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

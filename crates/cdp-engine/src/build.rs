@@ -1,0 +1,592 @@
+//! `cdp build --as-of D`: bronze to the silver layer, exactly as of D.
+//!
+//! 1. the as-of views (`pipelines/views/asof.sql`) over bronze: only events
+//!    before D+1 00:00 business time, whatever else is in the lake;
+//! 2. identity resolution ([`crate::identity`]) with the previous snapshot's
+//!    map as input, written as `silver.identity_map`;
+//! 3. the entity views (`pipelines/views/entities.sql`) keying events by person;
+//! 4. `silver.customer_360` (`pipelines/views/customer_360.sql`);
+//! 5. `silver.features`: every declared feature family joined onto the
+//!    persons of the customer_360, defaults applied, types enforced;
+//! 6. one publish of the `silver` manifest naming the three tables' new
+//!    files: the snapshot appears whole or not at all, and a rebuild of the
+//!    same D replaces it atomically.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cdp_core::lake::paths;
+use cdp_core::progress::Progress;
+use chrono::{Days, NaiveDate, SecondsFormat, Utc};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::DataFrame;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::error::{Error, Result};
+use crate::features::FeatureRegistry;
+use crate::identity::{KeyKind, Resolver, format_unified_id, parse_unified_id};
+use crate::session::Engine;
+use crate::sql::{Params, render, statements};
+use crate::tables::{self, Access, LayerManifest, Snapshot, TableFiles};
+
+/// The view definitions shipped in `pipelines/views/`.
+pub const ASOF_SQL: &str = include_str!("../../../pipelines/views/asof.sql");
+/// Entity views, created once the identity map exists.
+pub const ENTITIES_SQL: &str = include_str!("../../../pipelines/views/entities.sql");
+/// The unified customer view.
+pub const CUSTOMER_360_SQL: &str = include_str!("../../../pipelines/views/customer_360.sql");
+
+/// The silver tables a build writes.
+pub const SILVER_TABLES: [&str; 3] = ["identity_map", "customer_360", "features"];
+
+/// What a build did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// The as-of date.
+    pub as_of: NaiveDate,
+    /// The run id (names the snapshot's files).
+    pub run: String,
+    /// The snapshot whose identity map seeded this one's ids.
+    pub previous_as_of: Option<NaiveDate>,
+    /// True when an earlier snapshot of the same date was replaced.
+    pub replaced: bool,
+    /// customer_ids seen as of D.
+    pub customer_ids: u64,
+    /// Persons (unified_ids).
+    pub persons: u64,
+    /// Rows per silver table.
+    pub rows: BTreeMap<String, u64>,
+    /// Declared features computed.
+    pub features: usize,
+    /// Seconds per stage.
+    pub seconds: BTreeMap<String, f64>,
+}
+
+/// Builds the silver snapshot as of `as_of` and publishes it.
+#[instrument(skip_all, fields(as_of = %as_of))]
+pub async fn build(
+    engine: &Engine,
+    registry: &FeatureRegistry,
+    as_of: NaiveDate,
+    progress: &dyn Progress,
+) -> Result<BuildReport> {
+    let started = Instant::now();
+    let mut seconds = BTreeMap::new();
+    let mut lap = |name: &str, since: &mut Instant| {
+        seconds.insert(name.to_string(), since.elapsed().as_secs_f64());
+        *since = Instant::now();
+    };
+    let mut clock = Instant::now();
+    let lake = engine.lake();
+    let current = lake.read_manifest::<LayerManifest>("silver").await?;
+    let version = current.as_ref().map_or(0, |m| m.version);
+    let mut manifest = current.map(|m| m.body).unwrap_or_default();
+    let run = format!(
+        "{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let stages = 5;
+    progress.begin(&format!("build as of {as_of}"), stages);
+
+    // 1. As-of views.
+    let bronze = tables::register_bronze(engine, Access::Pii).await?;
+    if bronze.get("customers").copied().unwrap_or(0) == 0 {
+        return Err(Error::NoBronze {
+            source_name: "customers".into(),
+            lake: lake.uri().into(),
+        });
+    }
+    tables::register_reference(engine)?;
+    fresh_build_schema(engine)?;
+    let params = Params::for_build(engine.calendar(), as_of);
+    execute_script(engine, "pipelines/views/asof.sql", ASOF_SQL, &params).await?;
+    progress.advance(1);
+
+    // 2. Identity.
+    let previous = manifest
+        .snapshots
+        .range(..as_of)
+        .next_back()
+        .map(|(d, s)| (*d, s.clone()));
+    let identity = resolve_identity(engine, previous.as_ref().map(|p| &p.1), as_of).await?;
+    let identity_rows = identity.batch.num_rows() as u64;
+    let mem = MemTable::try_new(identity.batch.schema(), vec![vec![identity.batch.clone()]])
+        .map_err(Error::datafusion("cannot hold the identity map"))?;
+    tables::register(engine, "build.identity_map", Arc::new(mem))?;
+    execute_script(
+        engine,
+        "pipelines/views/entities.sql",
+        ENTITIES_SQL,
+        &params,
+    )
+    .await?;
+    let mut written = BTreeMap::new();
+    let frame = engine
+        .context()
+        .table("build.identity_map")
+        .await
+        .map_err(Error::datafusion("cannot read the identity map"))?;
+    written.insert(
+        "identity_map".to_string(),
+        write_table(engine, frame, "identity_map", as_of, &run).await?,
+    );
+    lap("identity", &mut clock);
+    progress.advance(1);
+
+    // 3. Customer 360.
+    let sql = render(
+        "pipelines/views/customer_360.sql",
+        CUSTOMER_360_SQL,
+        &params,
+    )?;
+    let frame = query(engine, "pipelines/views/customer_360.sql", &sql).await?;
+    let files = write_table(engine, frame, "customer_360", as_of, &run).await?;
+    let c360 = tables::listing_table(engine, &files.files, "build.customer_360").await?;
+    tables::register(engine, "build.customer_360", c360)?;
+    written.insert("customer_360".to_string(), files);
+    lap("customer_360", &mut clock);
+    progress.advance(1);
+
+    // 4. Features.
+    let sql = features_sql(engine, registry, &params).await?;
+    let frame = query(engine, "silver.features", &sql).await?;
+    written.insert(
+        "features".to_string(),
+        write_table(engine, frame, "features", as_of, &run).await?,
+    );
+    lap("features", &mut clock);
+    progress.advance(1);
+
+    // 5. Publish.
+    let replaced = manifest.snapshots.contains_key(&as_of);
+    let rows = written.iter().map(|(t, f)| (t.clone(), f.rows)).collect();
+    manifest.snapshots.insert(
+        as_of,
+        Snapshot {
+            run: run.clone(),
+            built_at: Utc::now(),
+            tables: written,
+            next_unified_id: Some(identity.next_unified_id),
+        },
+    );
+    lake.publish("silver", &manifest, Some(version)).await?;
+    lap("publish", &mut clock);
+    progress.advance(1);
+    progress.finish();
+    seconds.insert("total".into(), started.elapsed().as_secs_f64());
+    tracing::info!(persons = identity.persons, identity_rows, "built");
+    Ok(BuildReport {
+        as_of,
+        run,
+        previous_as_of: previous.map(|p| p.0),
+        replaced,
+        customer_ids: identity.customer_ids,
+        persons: identity.persons,
+        rows,
+        features: registry.features().count(),
+        seconds,
+    })
+}
+
+/// Drops the views of an earlier build in this session and starts afresh.
+fn fresh_build_schema(engine: &Engine) -> Result<()> {
+    let catalog = engine
+        .context()
+        .catalog("datafusion")
+        .expect("a session always has its default catalog");
+    let provider: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+    catalog
+        .register_schema("build", provider)
+        .map_err(Error::datafusion("cannot create schema build"))?;
+    Ok(())
+}
+
+/// Runs every statement of a script (views, mostly).
+async fn execute_script(engine: &Engine, file: &str, text: &str, params: &Params) -> Result<()> {
+    let rendered = render(file, text, params)?;
+    for statement in statements(&rendered) {
+        query(engine, file, &statement)
+            .await?
+            .collect()
+            .await
+            .map_err(Error::datafusion(format!("{file}: cannot run statement")))?;
+    }
+    Ok(())
+}
+
+/// Plans `sql`, naming `file` when it does not.
+async fn query(engine: &Engine, file: &str, sql: &str) -> Result<DataFrame> {
+    engine
+        .context()
+        .sql(sql)
+        .await
+        .map_err(Error::datafusion(format!("{file}: cannot plan")))
+}
+
+/// Writes a frame as the table's files of this snapshot and lists them.
+async fn write_table(
+    engine: &Engine,
+    frame: DataFrame,
+    table: &str,
+    as_of: NaiveDate,
+    run: &str,
+) -> Result<TableFiles> {
+    let dir = format!("{}/run={run}/", paths::silver_snapshot(table, as_of));
+    let counts = frame
+        .write_parquet(&engine.url(&dir), DataFrameWriteOptions::new(), None)
+        .await
+        .map_err(Error::datafusion(format!("cannot write silver.{table}")))?;
+    let rows = counts
+        .iter()
+        .filter_map(|b| {
+            b.column(0)
+                .as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>()
+        })
+        .flat_map(|a| a.iter().flatten())
+        .sum();
+    let mut files: Vec<String> = engine
+        .lake()
+        .list(&dir)
+        .await?
+        .into_iter()
+        .map(|m| relative(engine, m.location.as_ref()))
+        .filter(|p| p.ends_with(".parquet"))
+        .collect();
+    files.sort();
+    Ok(TableFiles { files, rows })
+}
+
+/// A store path made relative to the lake root.
+fn relative(engine: &Engine, location: &str) -> String {
+    let root = engine.lake().root().as_ref().to_string();
+    if root.is_empty() {
+        location.to_string()
+    } else {
+        location
+            .strip_prefix(&format!("{root}/"))
+            .unwrap_or(location)
+            .to_string()
+    }
+}
+
+/// The identity step's output.
+struct Identity {
+    batch: RecordBatch,
+    next_unified_id: u64,
+    customer_ids: u64,
+    persons: u64,
+}
+
+/// Resolves persons from the as-of customer records, attaches social
+/// profiles, devices and cards, and returns the identity map as one batch.
+async fn resolve_identity(
+    engine: &Engine,
+    previous: Option<&Snapshot>,
+    as_of: NaiveDate,
+) -> Result<Identity> {
+    let mut resolver = Resolver::default();
+    let records = collect_strings(
+        engine,
+        "SELECT customer_id, upper(trim(id_number)), phone_sha256, email_sha256 \
+         FROM build.customers ORDER BY customer_id",
+        4,
+    )
+    .await?;
+    for row in &records {
+        let Some(customer_id) = row[0].as_deref() else {
+            continue;
+        };
+        resolver.add_customer(customer_id);
+        for (kind, value) in [
+            (KeyKind::IdNumber, &row[1]),
+            (KeyKind::Phone, &row[2]),
+            (KeyKind::Email, &row[3]),
+        ] {
+            if let Some(v) = value {
+                resolver.add_key(customer_id, kind, v);
+            }
+        }
+    }
+    let (prior, next_id) = previous_map(engine, previous).await?;
+
+    // Attachments need the key owners before the resolver is consumed.
+    let social = collect_strings(
+        engine,
+        "SELECT DISTINCT profile_key, customer_id, phone_sha256, email_sha256 \
+         FROM build.social_profiles ORDER BY profile_key",
+        4,
+    )
+    .await?;
+    let mut social_owner: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+    for row in &social {
+        let Some(profile) = row[0].clone() else {
+            continue;
+        };
+        let candidates = [
+            (row[1].clone(), "customer_id"),
+            (
+                row[2]
+                    .as_deref()
+                    .and_then(|h| resolver.owner_of(KeyKind::Phone, h))
+                    .map(String::from),
+                "phone_sha256",
+            ),
+            (
+                row[3]
+                    .as_deref()
+                    .and_then(|h| resolver.owner_of(KeyKind::Email, h))
+                    .map(String::from),
+                "email_sha256",
+            ),
+        ];
+        let rank = |rule: &str| {
+            ["customer_id", "phone_sha256", "email_sha256"]
+                .iter()
+                .position(|r| *r == rule)
+        };
+        for (customer, rule) in candidates {
+            let Some(customer) = customer else { continue };
+            let better = social_owner
+                .get(&profile)
+                .is_none_or(|(_, have)| rank(rule) < rank(have));
+            if better {
+                social_owner.insert(profile.clone(), (customer, rule));
+            }
+        }
+    }
+    let devices = collect_strings(
+        engine,
+        "SELECT DISTINCT device_id, customer_id FROM build.device_events \
+         WHERE customer_id IS NOT NULL ORDER BY device_id, customer_id",
+        2,
+    )
+    .await?;
+    let cards = collect_strings(
+        engine,
+        "SELECT DISTINCT card_id, customer_id FROM build.transactions \
+         WHERE card_id IS NOT NULL ORDER BY card_id, customer_id",
+        2,
+    )
+    .await?;
+
+    let persons = resolver.resolve(&prior, next_id);
+    let mut source = Vec::new();
+    let mut key = Vec::new();
+    let mut unified = Vec::new();
+    let mut rule = Vec::new();
+    let mut push = |s: &'static str, k: &str, u: u64, r: &'static str| {
+        source.push(s);
+        key.push(k.to_string());
+        unified.push(format_unified_id(u));
+        rule.push(r);
+    };
+    for (customer_id, number, matched_by) in &persons.rows {
+        push("customers", customer_id, *number, matched_by);
+    }
+    for (profile, (customer, matched_by)) in &social_owner {
+        if let Some(n) = persons.number_of(customer) {
+            push("social_profiles", profile, n, matched_by);
+        }
+    }
+    for (kind, pairs, single, several) in [
+        ("device_events", &devices, "login", "shared_device"),
+        ("transactions", &cards, "customer_id", "shared_card"),
+    ] {
+        let mut owners: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for row in pairs {
+            if let (Some(k), Some(c)) = (row[0].as_deref(), row[1].as_deref())
+                && let Some(n) = persons.number_of(c)
+            {
+                owners.entry(k).or_default().push(n);
+            }
+        }
+        for (k, mut numbers) in owners {
+            numbers.sort_unstable();
+            numbers.dedup();
+            let matched_by = if numbers.len() > 1 { several } else { single };
+            for n in numbers {
+                push(kind, k, n, matched_by);
+            }
+        }
+    }
+    let n = source.len();
+    let days = (as_of - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("as_of", DataType::Date32, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("source_key", DataType::Utf8, false),
+        Field::new("unified_id", DataType::Utf8, false),
+        Field::new("matched_by", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(datafusion::arrow::array::PrimitiveArray::<Date32Type>::from(vec![days; n])),
+            Arc::new(StringArray::from(source)),
+            Arc::new(StringArray::from(key)),
+            Arc::new(StringArray::from(unified)),
+            Arc::new(StringArray::from(rule)),
+        ],
+    )
+    .map_err(|e| Error::Column {
+        table: "silver.identity_map".into(),
+        column: "*".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Identity {
+        batch,
+        next_unified_id: persons.next_unified_id,
+        customer_ids: persons.rows.len() as u64,
+        persons: persons.persons() as u64,
+    })
+}
+
+/// The customer_id → unified_id number map of the previous snapshot, and
+/// the first number it had not issued.
+async fn previous_map(
+    engine: &Engine,
+    previous: Option<&Snapshot>,
+) -> Result<(HashMap<String, u64>, u64)> {
+    let Some(snapshot) = previous else {
+        return Ok((HashMap::new(), 1));
+    };
+    let Some(files) = snapshot.tables.get("identity_map") else {
+        return Ok((HashMap::new(), snapshot.next_unified_id.unwrap_or(1)));
+    };
+    let table = tables::listing_table(engine, &files.files, "previous identity_map").await?;
+    tables::register(engine, "build.previous_identity_map", table)?;
+    let rows = collect_strings(
+        engine,
+        "SELECT source_key, unified_id FROM build.previous_identity_map WHERE source = 'customers'",
+        2,
+    )
+    .await?;
+    let mut map = HashMap::with_capacity(rows.len());
+    for row in rows {
+        if let (Some(c), Some(u)) = (row[0].clone(), row[1].as_deref().and_then(parse_unified_id)) {
+            map.insert(c, u);
+        }
+    }
+    Ok((map, snapshot.next_unified_id.unwrap_or(1)))
+}
+
+/// Runs a query and returns its first `width` columns as optional strings.
+async fn collect_strings(
+    engine: &Engine,
+    sql: &str,
+    width: usize,
+) -> Result<Vec<Vec<Option<String>>>> {
+    let batches = engine
+        .context()
+        .sql(sql)
+        .await
+        .map_err(Error::datafusion("identity: cannot plan"))?
+        .collect()
+        .await
+        .map_err(Error::datafusion("identity: cannot read"))?;
+    let mut rows = Vec::new();
+    for batch in batches {
+        let columns = (0..width)
+            .map(|i| cast(batch.column(i), &DataType::Utf8))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Column {
+                table: "identity input".into(),
+                column: format!("#{width}"),
+                reason: e.to_string(),
+            })?;
+        for r in 0..batch.num_rows() {
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| {
+                        let s = c.as_string::<i32>();
+                        (!s.is_null(r)).then(|| s.value(r).to_string())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+/// The features query: every family joined onto the persons of the
+/// customer_360, with declared defaults and types.
+async fn features_sql(
+    engine: &Engine,
+    registry: &FeatureRegistry,
+    params: &Params,
+) -> Result<String> {
+    let mut ctes = Vec::new();
+    let mut columns = vec!["c.as_of".to_string(), "c.unified_id".to_string()];
+    let mut joins = Vec::new();
+    for family in registry.families() {
+        let file = format!("pipelines/features/{}.sql", family.name);
+        let sql = render(&file, &family.sql, params)?;
+        let frame = query(engine, &file, &sql).await?;
+        let produced: Vec<String> = frame
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let declared: Vec<&str> = family.features.iter().map(|f| f.name.as_str()).collect();
+        let missing: Vec<&&str> = declared
+            .iter()
+            .filter(|d| !produced.iter().any(|p| p == **d))
+            .collect();
+        let extra: Vec<&String> = produced
+            .iter()
+            .filter(|p| *p != "unified_id" && !declared.contains(&p.as_str()))
+            .collect();
+        if !produced.iter().any(|p| p == "unified_id") || !missing.is_empty() || !extra.is_empty() {
+            return Err(Error::FeatureOutput {
+                family: family.name.clone(),
+                reason: format!(
+                    "the SQL must return unified_id and exactly the declared features; missing {missing:?}, undeclared {extra:?}"
+                ),
+            });
+        }
+        let alias = format!("f_{}", family.name);
+        for f in &family.features {
+            let value = match &f.default {
+                Some(d) => format!("COALESCE({alias}.{}, {d})", f.name),
+                None => format!("{alias}.{}", f.name),
+            };
+            columns.push(match f.ty.sql_type() {
+                Some(ty) => format!("CAST({value} AS {ty}) AS {}", f.name),
+                None => format!("{value} AS {}", f.name),
+            });
+        }
+        joins.push(format!(
+            "LEFT JOIN {alias} ON {alias}.unified_id = c.unified_id"
+        ));
+        ctes.push(format!("{alias} AS (\n{sql}\n)"));
+    }
+    Ok(format!(
+        "WITH {}\nSELECT {}\nFROM build.customer_360 c\n{}",
+        ctes.join(",\n"),
+        columns.join(",\n       "),
+        joins.join("\n")
+    ))
+}
+
+/// The cutoff instant as text, for logs and reports.
+pub fn cutoff_text(engine: &Engine, as_of: NaiveDate) -> String {
+    engine
+        .calendar()
+        .as_of_cutoff(as_of)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The day after `as_of` (bronze files are pruned with a day of slack).
+pub(crate) fn next_day(as_of: NaiveDate) -> NaiveDate {
+    as_of.checked_add_days(Days::new(1)).unwrap_or(as_of)
+}

@@ -1,0 +1,97 @@
+//! The error type of `cdp-engine`: typed variants that name the table,
+//! feature file, query or snapshot they concern.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use datafusion::error::DataFusionError;
+use thiserror::Error;
+
+/// Result alias used throughout `cdp-engine`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything `cdp-engine` can fail with.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The lake, a manifest or the configuration failed (see `cdp-core`).
+    #[error(transparent)]
+    Core(#[from] cdp_core::Error),
+
+    /// DataFusion failed while doing `what` (planning or running a query,
+    /// registering a table, writing a snapshot).
+    #[error("{what}: {error}")]
+    DataFusion {
+        what: String,
+        error: Box<DataFusionError>,
+    },
+
+    /// A query the user typed failed to plan or run.
+    #[error("query failed: {error}")]
+    Query { error: Box<DataFusionError> },
+
+    /// `cdp build` needs bronze data the lake does not have.
+    #[error("bronze table {source_name} has no data in lake {lake}; run `cdp ingest` first")]
+    NoBronze { source_name: String, lake: String },
+
+    /// A feature or view definition file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    SpecRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A feature definition file is malformed.
+    #[error("feature file {file}: {reason}")]
+    FeatureSpec { file: String, reason: String },
+
+    /// A feature family's SQL returned something other than what its
+    /// metadata declares.
+    #[error("feature family {family}: {reason}")]
+    FeatureOutput { family: String, reason: String },
+
+    /// `cdp features describe NAME` for a name the registry lacks.
+    #[error("no feature named {name:?}; `cdp features list` shows them all")]
+    UnknownFeature { name: String },
+
+    /// A SQL template uses a `${…}` parameter the engine does not provide.
+    #[error("{file}: unknown parameter ${{{name}}}")]
+    UnknownParameter { file: String, name: String },
+
+    /// A column a stage needs is missing or has an unexpected type.
+    #[error("table {table}: column {column}: {reason}")]
+    Column {
+        table: String,
+        column: String,
+        reason: String,
+    },
+
+    /// The published silver manifest names a snapshot that cannot be used.
+    #[error("silver snapshot as of {as_of}: {reason}")]
+    Snapshot { as_of: NaiveDate, reason: String },
+
+    /// Writing query output failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// Encoding query output failed.
+    #[error("cannot encode query output as {format}: {source}")]
+    Encode {
+        format: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Wraps a DataFusion error with what the engine was doing.
+    pub(crate) fn datafusion(what: impl Into<String>) -> impl FnOnce(DataFusionError) -> Error {
+        let what = what.into();
+        move |error| Error::DataFusion {
+            what,
+            error: Box::new(error),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! # cdp-engine
+//!
+//! Apache DataFusion over the lake: identity resolution, the unified
+//! customer view, declared features and SQL.
+//!
+//! * [`session::Engine`]: a DataFusion session sized for this machine
+//!   (spilling memory pool, partitions per core) with the lake's object
+//!   store and cdp's SQL functions ([`udf`]) registered.
+//! * [`tables`]: lake tables registered from manifests — `bronze.*` (PII
+//!   masked unless the caller has the PII scope), `silver.*`, `gold.*`,
+//!   `ref.*`.
+//! * [`build::build`]: `cdp build --as-of D`, bronze to a published silver
+//!   snapshot (`identity_map`, `customer_360`, `features`).
+//! * [`identity`]: union-find identity resolution with ids stable across
+//!   nights.
+//! * [`features::FeatureRegistry`]: the declared features of
+//!   `pipelines/features/`.
+//! * [`query`]: `cdp query SQL` over every lake table, and its output formats.
+//! * [`sql`]: `${…}` parameters of the SQL templates.
+//! * [`error`]: the crate's [`Error`] and [`Result`].
+
+pub mod build;
+pub mod error;
+pub mod features;
+pub mod identity;
+pub mod query;
+pub mod session;
+pub mod sql;
+pub mod tables;
+pub mod udf;
+
+pub use error::{Error, Result};
+pub use session::{Engine, EngineOptions};
