@@ -11,5 +11,5 @@ SELECT unified_id,
          OR array_to_string(products, ';') LIKE '%cc\_%' ESCAPE '\' AS has_credit_card,
        array_to_string(products, ';') LIKE '%mortgage%' AS has_mortgage,
        array_to_string(products, ';') LIKE '%wealth%' AS has_wealth,
-       cardinality(customer_ids) AS customer_id_count
+       array_length(customer_ids) AS customer_id_count
 FROM build.customer_360

@@ -1,17 +1,12 @@
 -- Social reach and interests from consented profiles linked to the person:
 -- the latest observation (as of D) of each profile, summed over profiles.
-WITH latest AS (
-    SELECT unified_id,
-           profile_key,
-           first_value(followers ORDER BY observed_at DESC) AS followers,
-           first_value(following ORDER BY observed_at DESC) AS following,
-           first_value(posts_30d ORDER BY observed_at DESC) AS posts_30d,
-           first_value(engagement_rate ORDER BY observed_at DESC) AS engagement_rate,
-           first_value(sentiment ORDER BY observed_at DESC) AS sentiment,
-           first_value(interests ORDER BY observed_at DESC) AS interests,
-           MIN(days_ago) AS days_ago
-    FROM build.social
-    GROUP BY unified_id, profile_key
+WITH ranked AS (
+    SELECT s.*,
+           ROW_NUMBER() OVER (PARTITION BY unified_id, profile_key ORDER BY observed_at DESC) AS recency
+    FROM build.social s
+),
+latest AS (
+    SELECT * FROM ranked WHERE recency = 1
 ),
 interests AS (
     SELECT unified_id, array_sort(array_agg(DISTINCT interest)) AS interests
@@ -27,7 +22,7 @@ SELECT l.unified_id,
        MAX(engagement_rate) AS social_engagement_rate,
        AVG(sentiment) AS social_sentiment,
        MIN(l.days_ago) AS days_since_social_observation,
-       MAX(cardinality(i.interests)) AS social_interest_count,
+       MAX(array_length(i.interests)) AS social_interest_count,
        MAX(i.interests) AS social_interests
 FROM latest l
 LEFT JOIN interests i ON i.unified_id = l.unified_id

@@ -21,7 +21,13 @@
 use std::io::Write;
 use std::path::Path;
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::ArrowWriter;
 use tracing::instrument;
 
@@ -89,7 +95,9 @@ pub fn write(batches: &[RecordBatch], format: OutputFormat, out: &mut dyn Write)
                 .with_header(true)
                 .build(out);
             for batch in batches {
-                writer.write(batch).map_err(encode("csv"))?;
+                writer
+                    .write(&nested_as_text(batch).map_err(encode("csv"))?)
+                    .map_err(encode("csv"))?;
             }
         }
         OutputFormat::Json => {
@@ -107,6 +115,36 @@ pub fn write(batches: &[RecordBatch], format: OutputFormat, out: &mut dyn Write)
         }
     }
     Ok(())
+}
+
+/// The batch with lists, structs and maps rendered as text (`[a, b]`),
+/// since CSV cells hold no nesting.
+fn nested_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(batch.clone());
+    }
+    let options = FormatOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+        let text: StringArray = (0..column.len())
+            .map(|i| (!column.is_null(i)).then(|| formatter.value(i).to_string()))
+            .collect();
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(Arc::new(text));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// Writes batches to a file in any format.
