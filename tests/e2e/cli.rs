@@ -13,6 +13,29 @@ fn help_teaches_by_example() {
     );
     let validate_help = run_ok(&["validate", "--help"]);
     assert!(validate_help.contains("--violations"), "{validate_help}");
+    let build_help = run_ok(&["build", "--help"]);
+    assert!(build_help.contains("D+1 00:00"), "{build_help}");
+    let query_help = run_ok(&["query", "--help"]);
+    assert!(query_help.contains("silver.features"), "{query_help}");
+}
+
+#[test]
+fn the_feature_registry_lists_and_describes_declared_features() {
+    let list: serde_json::Value =
+        serde_json::from_str(&run_ok(&["features", "list", "--json"])).unwrap();
+    let features = list.as_array().unwrap();
+    assert!(features.len() >= 40, "{} features", features.len());
+    for f in features {
+        for key in ["name", "entity", "type", "description", "owner", "ttl_days", "tags"] {
+            assert!(!f[key].is_null(), "{key} missing in {f}");
+        }
+    }
+    let families: std::collections::BTreeSet<&str> =
+        features.iter().map(|f| f["family"].as_str().unwrap()).collect();
+    assert!(families.len() >= 6, "{families:?}");
+    let text = run_ok(&["features", "describe", "spend_30d"]);
+    assert!(text.contains("CNY") && text.contains("SELECT"), "{text}");
+    assert!(text.contains("pipelines/features/transactions.sql"), "{text}");
 }
 
 #[test]
@@ -25,6 +48,24 @@ fn bad_input_gets_a_one_line_reason_and_a_non_zero_exit() {
         (
             vec!["validate", "--source", "/no/such/folder"],
             "/no/such/folder",
+        ),
+        (
+            vec!["build", "--as-of", "2026-01-31", "--lake", d],
+            "run `cdp ingest` first",
+        ),
+        (vec!["build", "--as-of", "2026-02-30", "--lake", d], "--as-of"),
+        (
+            vec!["query", "--lake", d, "SELECT nope FROM silver.features"],
+            "query failed",
+        ),
+        (
+            vec!["query", "--lake", d, "SELECT 1", "--format", "parquet"],
+            "--out",
+        ),
+        (vec!["features", "describe", "no_such_feature"], "no_such_feature"),
+        (
+            vec!["--lake", d, "build", "--as-of", "2026-01-31"],
+            "run `cdp ingest` first",
         ),
     ] {
         let out = run_err(&args);
