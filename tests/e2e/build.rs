@@ -352,3 +352,33 @@ fn canonical_features_equal_an_independent_recomputation_from_raw_files() {
         expected.keys()
     );
 }
+
+#[test]
+fn pii_leaves_the_lake_only_masked() {
+    let w = world();
+    let mut raw_values = BTreeSet::new();
+    for path in raw_files(&w.raw, "customers_") {
+        for row in read_csv(&path) {
+            for column in ["full_name", "id_number", "phone", "email"] {
+                if row[column].len() >= 6 {
+                    raw_values.insert(row[column].clone());
+                }
+            }
+        }
+    }
+    assert!(raw_values.len() > 1000);
+    for sql in [
+        "SELECT * FROM bronze.customers".to_string(),
+        format!("SELECT * FROM silver.customer_360 WHERE as_of = DATE '{SECOND}'"),
+    ] {
+        let text = run_ok(&["query", "--lake", &w.lake, "--format", "csv", &sql]);
+        let cells: BTreeSet<&str> = text.lines().flat_map(|l| l.split(',')).collect();
+        let leaked: Vec<_> = raw_values
+            .iter()
+            .filter(|v| cells.contains(v.as_str()))
+            .take(3)
+            .collect();
+        assert!(leaked.is_empty(), "{sql} shows raw PII, e.g. {leaked:?}");
+        assert!(text.contains("****"), "{sql} shows no masked values");
+    }
+}
