@@ -26,6 +26,7 @@ use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::DataFrame;
+use futures::StreamExt;
 use serde::Serialize;
 use tracing::instrument;
 
@@ -293,90 +294,70 @@ async fn resolve_identity(
     as_of: NaiveDate,
 ) -> Result<Identity> {
     let mut resolver = Resolver::default();
-    let records = collect_strings(
+    for_each_row(
         engine,
         "SELECT customer_id, upper(trim(id_number)), phone_sha256, email_sha256 \
-         FROM build.customers ORDER BY customer_id",
-        4,
+         FROM build.customers",
+        |row| {
+            let Some(customer_id) = row[0] else {
+                return;
+            };
+            resolver.add_customer(customer_id);
+            for (kind, value) in [
+                (KeyKind::IdNumber, row[1]),
+                (KeyKind::Phone, row[2]),
+                (KeyKind::Email, row[3]),
+            ] {
+                if let Some(v) = value {
+                    resolver.add_key(customer_id, kind, v);
+                }
+            }
+        },
     )
     .await?;
-    for row in &records {
-        let Some(customer_id) = row[0].as_deref() else {
-            continue;
-        };
-        resolver.add_customer(customer_id);
-        for (kind, value) in [
-            (KeyKind::IdNumber, &row[1]),
-            (KeyKind::Phone, &row[2]),
-            (KeyKind::Email, &row[3]),
-        ] {
-            if let Some(v) = value {
-                resolver.add_key(customer_id, kind, v);
-            }
-        }
-    }
     let (prior, next_id) = previous_map(engine, previous).await?;
 
     // Attachments need the key owners before the resolver is consumed.
-    let social = collect_strings(
+    let mut social_owner: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+    let rank = |rule: &str| {
+        ["customer_id", "phone_sha256", "email_sha256"]
+            .iter()
+            .position(|r| *r == rule)
+    };
+    for_each_row(
         engine,
         "SELECT DISTINCT profile_key, customer_id, phone_sha256, email_sha256 \
-         FROM build.social_profiles ORDER BY profile_key",
-        4,
-    )
-    .await?;
-    let mut social_owner: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
-    for row in &social {
-        let Some(profile) = row[0].clone() else {
-            continue;
-        };
-        let candidates = [
-            (row[1].clone(), "customer_id"),
-            (
-                row[2]
-                    .as_deref()
-                    .and_then(|h| resolver.owner_of(KeyKind::Phone, h))
-                    .map(String::from),
-                "phone_sha256",
-            ),
-            (
-                row[3]
-                    .as_deref()
-                    .and_then(|h| resolver.owner_of(KeyKind::Email, h))
-                    .map(String::from),
-                "email_sha256",
-            ),
-        ];
-        let rank = |rule: &str| {
-            ["customer_id", "phone_sha256", "email_sha256"]
-                .iter()
-                .position(|r| *r == rule)
-        };
-        for (customer, rule) in candidates {
-            let Some(customer) = customer else { continue };
-            let better = social_owner
-                .get(&profile)
-                .is_none_or(|(_, have)| rank(rule) < rank(have));
-            if better {
-                social_owner.insert(profile.clone(), (customer, rule));
+         FROM build.social_profiles",
+        |row| {
+            let Some(profile) = row[0] else {
+                return;
+            };
+            let candidates = [
+                (row[1], "customer_id"),
+                (
+                    row[2].and_then(|h| resolver.owner_of(KeyKind::Phone, h)),
+                    "phone_sha256",
+                ),
+                (
+                    row[3].and_then(|h| resolver.owner_of(KeyKind::Email, h)),
+                    "email_sha256",
+                ),
+            ];
+            for (customer, rule) in candidates {
+                let Some(customer) = customer else { continue };
+                // The strongest rule wins; among equals, the smallest customer_id.
+                let better = social_owner
+                    .get(profile)
+                    .is_none_or(|(have_customer, have)| {
+                        (rank(rule), customer) < (rank(have), have_customer.as_str())
+                    });
+                if better {
+                    social_owner.insert(profile.to_string(), (customer.to_string(), rule));
+                }
             }
-        }
-    }
-    let devices = collect_strings(
-        engine,
-        "SELECT DISTINCT device_id, customer_id FROM build.device_events \
-         WHERE customer_id IS NOT NULL ORDER BY device_id, customer_id",
-        2,
+        },
     )
     .await?;
-    let cards = collect_strings(
-        engine,
-        "SELECT DISTINCT card_id, customer_id FROM build.transactions \
-         WHERE card_id IS NOT NULL ORDER BY card_id, customer_id",
-        2,
-    )
-    .await?;
-
     let persons = resolver.resolve(&prior, next_id);
     let mut source = Vec::new();
     let mut key = Vec::new();
@@ -396,24 +377,42 @@ async fn resolve_identity(
             push("social_profiles", profile, n, matched_by);
         }
     }
-    for (kind, pairs, single, several) in [
-        ("device_events", &devices, "login", "shared_device"),
-        ("transactions", &cards, "customer_id", "shared_card"),
+    for (kind, sql, single, several) in [
+        (
+            "device_events",
+            "SELECT DISTINCT device_id, customer_id FROM build.device_events \
+             WHERE customer_id IS NOT NULL",
+            "login",
+            "shared_device",
+        ),
+        (
+            "transactions",
+            "SELECT DISTINCT card_id, customer_id FROM build.transactions \
+             WHERE card_id IS NOT NULL",
+            "customer_id",
+            "shared_card",
+        ),
     ] {
-        let mut owners: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for row in pairs {
-            if let (Some(k), Some(c)) = (row[0].as_deref(), row[1].as_deref())
+        let mut owners: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for_each_row(engine, sql, |row| {
+            if let (Some(k), Some(c)) = (row[0], row[1])
                 && let Some(n) = persons.number_of(c)
             {
-                owners.entry(k).or_default().push(n);
+                match owners.get_mut(k) {
+                    Some(numbers) => numbers.push(n),
+                    None => {
+                        owners.insert(k.to_string(), vec![n]);
+                    }
+                }
             }
-        }
+        })
+        .await?;
         for (k, mut numbers) in owners {
             numbers.sort_unstable();
             numbers.dedup();
             let matched_by = if numbers.len() > 1 { several } else { single };
             for n in numbers {
-                push(kind, k, n, matched_by);
+                push(kind, &k, n, matched_by);
             }
         }
     }
@@ -463,58 +462,55 @@ async fn previous_map(
     };
     let table = tables::listing_table(engine, &files.files, "previous identity_map").await?;
     tables::register(engine, "build.previous_identity_map", table)?;
-    let rows = collect_strings(
+    let mut map = HashMap::with_capacity(files.rows as usize);
+    for_each_row(
         engine,
         "SELECT source_key, unified_id FROM build.previous_identity_map WHERE source = 'customers'",
-        2,
+        |row| {
+            if let (Some(c), Some(u)) = (row[0], row[1].and_then(parse_unified_id)) {
+                map.insert(c.to_string(), u);
+            }
+        },
     )
     .await?;
-    let mut map = HashMap::with_capacity(rows.len());
-    for row in rows {
-        if let (Some(c), Some(u)) = (row[0].clone(), row[1].as_deref().and_then(parse_unified_id)) {
-            map.insert(c, u);
-        }
-    }
     Ok((map, snapshot.next_unified_id.unwrap_or(1)))
 }
 
-/// Runs a query and returns its first `width` columns as optional strings.
-async fn collect_strings(
-    engine: &Engine,
-    sql: &str,
-    width: usize,
-) -> Result<Vec<Vec<Option<String>>>> {
-    let batches = engine
+/// Runs a query and calls `f` with each row's columns as optional text,
+/// batch by batch (nothing is held beyond one batch).
+async fn for_each_row<F>(engine: &Engine, sql: &str, mut f: F) -> Result<()>
+where
+    F: FnMut(&[Option<&str>]),
+{
+    let mut stream = engine
         .context()
         .sql(sql)
         .await
         .map_err(Error::datafusion("identity: cannot plan"))?
-        .collect()
+        .execute_stream()
         .await
         .map_err(Error::datafusion("identity: cannot read"))?;
-    let mut rows = Vec::new();
-    for batch in batches {
-        let columns = (0..width)
-            .map(|i| cast(batch.column(i), &DataType::Utf8))
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(Error::datafusion("identity: cannot read"))?;
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|c| cast(c, &DataType::Utf8))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Column {
                 table: "identity input".into(),
-                column: format!("#{width}"),
+                column: "*".into(),
                 reason: e.to_string(),
             })?;
+        let strings: Vec<&StringArray> = columns.iter().map(|c| c.as_string::<i32>()).collect();
+        let mut row: Vec<Option<&str>> = Vec::with_capacity(strings.len());
         for r in 0..batch.num_rows() {
-            rows.push(
-                columns
-                    .iter()
-                    .map(|c| {
-                        let s = c.as_string::<i32>();
-                        (!s.is_null(r)).then(|| s.value(r).to_string())
-                    })
-                    .collect(),
-            );
+            row.clear();
+            row.extend(strings.iter().map(|s| (!s.is_null(r)).then(|| s.value(r))));
+            f(&row);
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// The features query: every family joined onto the persons of the
