@@ -26,16 +26,29 @@ fn the_feature_registry_lists_and_describes_declared_features() {
     let features = list.as_array().unwrap();
     assert!(features.len() >= 40, "{} features", features.len());
     for f in features {
-        for key in ["name", "entity", "type", "description", "owner", "ttl_days", "tags"] {
+        for key in [
+            "name",
+            "entity",
+            "type",
+            "description",
+            "owner",
+            "ttl_days",
+            "tags",
+        ] {
             assert!(!f[key].is_null(), "{key} missing in {f}");
         }
     }
-    let families: std::collections::BTreeSet<&str> =
-        features.iter().map(|f| f["family"].as_str().unwrap()).collect();
+    let families: std::collections::BTreeSet<&str> = features
+        .iter()
+        .map(|f| f["family"].as_str().unwrap())
+        .collect();
     assert!(families.len() >= 6, "{families:?}");
     let text = run_ok(&["features", "describe", "spend_30d"]);
     assert!(text.contains("CNY") && text.contains("SELECT"), "{text}");
-    assert!(text.contains("pipelines/features/transactions.sql"), "{text}");
+    assert!(
+        text.contains("pipelines/features/transactions.sql"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -53,7 +66,10 @@ fn bad_input_gets_a_one_line_reason_and_a_non_zero_exit() {
             vec!["build", "--as-of", "2026-01-31", "--lake", d],
             "run `cdp ingest` first",
         ),
-        (vec!["build", "--as-of", "2026-02-30", "--lake", d], "--as-of"),
+        (
+            vec!["build", "--as-of", "2026-02-30", "--lake", d],
+            "--as-of",
+        ),
         (
             vec!["query", "--lake", d, "SELECT nope FROM silver.features"],
             "query failed",
@@ -62,7 +78,10 @@ fn bad_input_gets_a_one_line_reason_and_a_non_zero_exit() {
             vec!["query", "--lake", d, "SELECT 1", "--format", "parquet"],
             "--out",
         ),
-        (vec!["features", "describe", "no_such_feature"], "no_such_feature"),
+        (
+            vec!["features", "describe", "no_such_feature"],
+            "no_such_feature",
+        ),
         (
             vec!["--lake", d, "build", "--as-of", "2026-01-31"],
             "run `cdp ingest` first",
