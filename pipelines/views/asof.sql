@@ -47,10 +47,11 @@ SELECT event_id,
 FROM bronze.device_events
 WHERE ts < ${cutoff} AND dt <= ${next_day};
 
+-- A profile is known by a pseudonymous key, platform:sha256(handle): the
+-- handle itself is PII and stays in bronze.
 CREATE VIEW build.social_profiles AS
 SELECT platform,
-       handle,
-       platform || ':' || handle AS profile_key,
+       platform || ':' || sha256_hex(handle) AS profile_key,
        phone_sha256,
        email_sha256,
        customer_id,

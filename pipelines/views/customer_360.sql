@@ -2,7 +2,8 @@
 --
 -- Golden attributes by survivorship: per attribute, the latest non-null
 -- value by updated_at across every record of every customer_id the person
--- has. PII leaves this query masked (plus hashes for matching), never raw.
+-- has (two records written at the same instant: the later delivery wins).
+-- PII leaves this query masked (plus hashes for matching), never raw.
 WITH records AS (
     SELECT l.unified_id, c.*
     FROM build.customers c
@@ -12,7 +13,7 @@ holdings AS (
     -- A record lists every product its customer_id held when it was written.
     SELECT unified_id, array_sort(array_distinct(flatten(array_agg(products)))) AS products
     FROM (
-        SELECT unified_id, customer_id, first_value(products ORDER BY updated_at DESC) AS products
+        SELECT unified_id, customer_id, first_value(products ORDER BY updated_at DESC, _file DESC, _line DESC) AS products
         FROM records
         GROUP BY unified_id, customer_id
     ) latest
@@ -21,19 +22,19 @@ holdings AS (
 ),
 golden AS (
     SELECT unified_id,
-           first_value(full_name ORDER BY updated_at DESC) FILTER (WHERE full_name IS NOT NULL) AS full_name,
-           first_value(id_number ORDER BY updated_at DESC) FILTER (WHERE id_number IS NOT NULL) AS id_number,
-           first_value(phone ORDER BY updated_at DESC) FILTER (WHERE phone IS NOT NULL) AS phone,
-           first_value(email ORDER BY updated_at DESC) FILTER (WHERE email IS NOT NULL) AS email,
-           first_value(phone_sha256 ORDER BY updated_at DESC) FILTER (WHERE phone_sha256 IS NOT NULL) AS phone_sha256,
-           first_value(email_sha256 ORDER BY updated_at DESC) FILTER (WHERE email_sha256 IS NOT NULL) AS email_sha256,
-           first_value(birth_date ORDER BY updated_at DESC) FILTER (WHERE birth_date IS NOT NULL) AS birth_date,
-           first_value(gender ORDER BY updated_at DESC) FILTER (WHERE gender IS NOT NULL) AS gender,
-           first_value(city ORDER BY updated_at DESC) FILTER (WHERE city IS NOT NULL) AS city,
-           first_value(segment ORDER BY updated_at DESC) FILTER (WHERE segment IS NOT NULL) AS segment,
-           first_value(income_band ORDER BY updated_at DESC) FILTER (WHERE income_band IS NOT NULL) AS income_band,
-           first_value(kyc_level ORDER BY updated_at DESC) FILTER (WHERE kyc_level IS NOT NULL) AS kyc_level,
-           first_value(marketing_opt_in ORDER BY updated_at DESC) FILTER (WHERE marketing_opt_in IS NOT NULL) AS marketing_opt_in,
+           first_value(full_name ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE full_name IS NOT NULL) AS full_name,
+           first_value(id_number ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE id_number IS NOT NULL) AS id_number,
+           first_value(phone ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE phone IS NOT NULL) AS phone,
+           first_value(email ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE email IS NOT NULL) AS email,
+           first_value(phone_sha256 ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE phone_sha256 IS NOT NULL) AS phone_sha256,
+           first_value(email_sha256 ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE email_sha256 IS NOT NULL) AS email_sha256,
+           first_value(birth_date ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE birth_date IS NOT NULL) AS birth_date,
+           first_value(gender ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE gender IS NOT NULL) AS gender,
+           first_value(city ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE city IS NOT NULL) AS city,
+           first_value(segment ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE segment IS NOT NULL) AS segment,
+           first_value(income_band ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE income_band IS NOT NULL) AS income_band,
+           first_value(kyc_level ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE kyc_level IS NOT NULL) AS kyc_level,
+           first_value(marketing_opt_in ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE marketing_opt_in IS NOT NULL) AS marketing_opt_in,
            first_value(customer_id ORDER BY onboard_date, customer_id) AS primary_customer_id,
            array_sort(array_agg(DISTINCT customer_id)) AS customer_ids,
            MIN(onboard_date) AS onboard_date,
@@ -74,10 +75,10 @@ SELECT ${as_of} AS as_of,
                       < EXTRACT(MONTH FROM g.birth_date) * 100 + EXTRACT(DAY FROM g.birth_date)
                    THEN 1 ELSE 0 END AS BIGINT) AS age_years,
        COALESCE(h.products, make_array()) AS products,
-       COALESCE(cardinality(h.products), 0) AS product_count,
+       CAST(COALESCE(array_length(h.products), 0) AS BIGINT) AS product_count,
        l.device_ids,
-       COALESCE(cardinality(l.device_ids), 0) AS device_count,
-       COALESCE(l.shared_device_count, 0) AS shared_device_count,
+       CAST(COALESCE(array_length(l.device_ids), 0) AS BIGINT) AS device_count,
+       CAST(COALESCE(l.shared_device_count, 0) AS BIGINT) AS shared_device_count,
        l.social_profiles,
        l.card_ids,
        g.updated_at

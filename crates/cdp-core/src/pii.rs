@@ -68,6 +68,29 @@ pub fn mask_id_number(raw: &str) -> String {
         .collect()
 }
 
+/// Masks any other personal text (a social handle, an IP address): the
+/// first character kept, the rest replaced by `***`.
+pub fn mask_text(raw: &str) -> String {
+    let trimmed = raw.trim();
+    match trimmed.chars().next() {
+        Some(first) => format!("{first}***"),
+        None => String::new(),
+    }
+}
+
+/// The masking function for a PII column, by column name: phones, e-mails,
+/// names and id numbers keep their recognisable edges, anything else
+/// [`mask_text`].
+pub fn mask_for_column(column: &str) -> fn(&str) -> String {
+    match column {
+        "phone" => mask_phone,
+        "email" => mask_email,
+        "full_name" => mask_name,
+        "id_number" => mask_id_number,
+        _ => mask_text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +107,8 @@ mod tests {
         assert_eq!(mask_name("王伟"), "王*");
         assert_eq!(mask_id_number("31010119900101123X"), "310***********123X");
         assert_eq!(mask_id_number("E1234"), "*****");
+        assert_eq!(mask_text("@wei_travels"), "@***");
+        assert_eq!(mask_text("223.1.78.7"), "2***");
+        assert_eq!(mask_for_column("phone")("13812345678"), "138****5678");
     }
 }

@@ -25,6 +25,7 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
+use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use serde::Serialize;
@@ -117,7 +118,7 @@ pub async fn build(
         .range(..as_of)
         .next_back()
         .map(|(d, s)| (*d, s.clone()));
-    let identity = resolve_identity(engine, previous.as_ref().map(|p| &p.1), as_of).await?;
+    let identity = resolve_identity(engine, &manifest, as_of).await?;
     let identity_rows = identity.batch.num_rows() as u64;
     let mem = MemTable::try_new(identity.batch.schema(), vec![vec![identity.batch.clone()]])
         .map_err(Error::datafusion("cannot hold the identity map"))?;
@@ -241,6 +242,7 @@ async fn write_table(
     run: &str,
 ) -> Result<TableFiles> {
     let dir = format!("{}/run={run}/", paths::silver_snapshot(table, as_of));
+    let schema = Arc::new(frame.schema().as_arrow().clone());
     let counts = frame
         .write_parquet(&engine.url(&dir), DataFrameWriteOptions::new(), None)
         .await
@@ -261,6 +263,20 @@ async fn write_table(
         .map(|m| relative(engine, m.location.as_ref()))
         .filter(|p| p.ends_with(".parquet"))
         .collect();
+    if files.is_empty() {
+        // Nothing to write still makes a (schema-only) file, so the table
+        // of this snapshot exists for readers.
+        let path = format!("{dir}part-empty.parquet");
+        let mut bytes = Vec::new();
+        let encode = |e: datafusion::parquet::errors::ParquetError| Error::Encode {
+            format: "parquet",
+            source: Box::new(e),
+        };
+        let writer = ArrowWriter::try_new(&mut bytes, schema, None).map_err(encode)?;
+        writer.close().map_err(encode)?;
+        engine.lake().put(&path, bytes.into()).await?;
+        files.push(path);
+    }
     files.sort();
     Ok(TableFiles { files, rows })
 }
@@ -290,7 +306,7 @@ struct Identity {
 /// profiles, devices and cards, and returns the identity map as one batch.
 async fn resolve_identity(
     engine: &Engine,
-    previous: Option<&Snapshot>,
+    manifest: &LayerManifest,
     as_of: NaiveDate,
 ) -> Result<Identity> {
     let mut resolver = Resolver::default();
@@ -315,7 +331,7 @@ async fn resolve_identity(
         },
     )
     .await?;
-    let (prior, next_id) = previous_map(engine, previous).await?;
+    let (prior, next_id) = claimed_ids(engine, manifest, as_of).await?;
 
     // Attachments need the key owners before the resolver is consumed.
     let mut social_owner: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
@@ -333,7 +349,7 @@ async fn resolve_identity(
                 return;
             };
             let candidates = [
-                (row[1], "customer_id"),
+                (row[1].filter(|c| resolver.knows(c)), "customer_id"),
                 (
                     row[2].and_then(|h| resolver.owner_of(KeyKind::Phone, h)),
                     "phone_sha256",
@@ -448,32 +464,58 @@ async fn resolve_identity(
     })
 }
 
-/// The customer_id → unified_id number map of the previous snapshot, and
-/// the first number it had not issued.
-async fn previous_map(
+/// The unified_id each known customer_id claims, and the first number
+/// never issued in any snapshot.
+///
+/// Yesterday's snapshot (the latest before D) decides. A customer_id it does
+/// not know keeps the id an earlier build of D, or the latest snapshot after
+/// D, gave it: rebuilding D then changes nothing, and a person who arrived
+/// late is not given a second id. New numbers start above every number any
+/// snapshot has issued, so none is ever issued twice.
+async fn claimed_ids(
     engine: &Engine,
-    previous: Option<&Snapshot>,
+    manifest: &LayerManifest,
+    as_of: NaiveDate,
 ) -> Result<(HashMap<String, u64>, u64)> {
-    let Some(snapshot) = previous else {
-        return Ok((HashMap::new(), 1));
-    };
-    let Some(files) = snapshot.tables.get("identity_map") else {
-        return Ok((HashMap::new(), snapshot.next_unified_id.unwrap_or(1)));
-    };
-    let table = tables::listing_table(engine, &files.files, "previous identity_map").await?;
-    tables::register(engine, "build.previous_identity_map", table)?;
-    let mut map = HashMap::with_capacity(files.rows as usize);
-    for_each_row(
-        engine,
-        "SELECT source_key, unified_id FROM build.previous_identity_map WHERE source = 'customers'",
-        |row| {
-            if let (Some(c), Some(u)) = (row[0], row[1].and_then(parse_unified_id)) {
-                map.insert(c.to_string(), u);
-            }
-        },
-    )
-    .await?;
-    Ok((map, snapshot.next_unified_id.unwrap_or(1)))
+    let next_id = manifest
+        .snapshots
+        .values()
+        .filter_map(|s| s.next_unified_id)
+        .max()
+        .unwrap_or(1);
+    let sources = [
+        manifest.snapshots.range(..as_of).next_back(),
+        manifest.snapshots.get_key_value(&as_of),
+        manifest.snapshots.range(as_of..).next_back(),
+    ];
+    let mut claims: HashMap<String, u64> = HashMap::new();
+    let mut read = Vec::new();
+    for (date, snapshot) in sources.into_iter().flatten() {
+        if read.contains(date) {
+            continue;
+        }
+        read.push(*date);
+        let Some(files) = snapshot.tables.get("identity_map") else {
+            continue;
+        };
+        let table = tables::listing_table(engine, &files.files, "identity_map").await?;
+        tables::register(engine, "build.claimed_identity_map", table)?;
+        for_each_row(
+            engine,
+            "SELECT source_key, unified_id FROM build.claimed_identity_map \
+             WHERE source = 'customers'",
+            |row| {
+                if let (Some(c), Some(u)) = (row[0], row[1].and_then(parse_unified_id))
+                    && !claims.contains_key(c)
+                {
+                    claims.insert(c.to_string(), u);
+                }
+            },
+        )
+        .await?;
+    }
+    let highest = claims.values().max().map_or(1, |m| m + 1);
+    Ok((claims, next_id.max(highest)))
 }
 
 /// Runs a query and calls `f` with each row's columns as optional text,

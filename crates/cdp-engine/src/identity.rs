@@ -114,6 +114,11 @@ impl Resolver {
         }
     }
 
+    /// True when `customer_id` was added.
+    pub fn knows(&self, customer_id: &str) -> bool {
+        self.index.contains_key(customer_id)
+    }
+
     /// The customer_id holding `key` of `kind` first, if any.
     pub fn owner_of(&self, kind: KeyKind, key: &str) -> Option<&str> {
         self.owner

@@ -39,13 +39,17 @@ pub const BRONZE_SOURCES: [&str; 6] = [
     "card_products",
 ];
 
-/// Columns of `bronze.customers` holding PII, and the function masking each.
-pub const CUSTOMER_PII: [(&str, &str); 4] = [
-    ("full_name", "mask_name"),
-    ("id_number", "mask_id_number"),
-    ("phone", "mask_phone"),
-    ("email", "mask_email"),
-];
+/// The SQL function masking a PII column (the same choice as
+/// [`cdp_core::pii::mask_for_column`]).
+fn mask_function(column: &str) -> &'static str {
+    match column {
+        "phone" => "mask_phone",
+        "email" => "mask_email",
+        "full_name" => "mask_name",
+        "id_number" => "mask_id_number",
+        _ => "mask_text",
+    }
+}
 
 /// Whether a reader may see raw PII.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +123,15 @@ pub async fn register_bronze(engine: &Engine, access: Access) -> Result<BTreeMap
             rows.insert(source.to_string(), paths.len() as u64);
             listing_table(engine, &paths, &format!("bronze.{source}")).await?
         };
-        let provider = if source == "customers" && access == Access::Masked {
-            masked_customers(engine, provider)?
+        let pii: Vec<&str> = Contracts::embedded()
+            .get(source)?
+            .fields
+            .iter()
+            .filter(|f| f.pii)
+            .map(|f| f.name.as_str())
+            .collect();
+        let provider = if access == Access::Masked && !pii.is_empty() {
+            masked(engine, source, provider, &pii)?
         } else {
             provider
         };
@@ -245,15 +256,18 @@ pub async fn listing_table(
     Ok(Arc::new(table))
 }
 
-/// `bronze.customers` with its PII columns masked.
-fn masked_customers(
+/// A bronze table with its PII columns (those the contract marks `pii`) masked.
+fn masked(
     engine: &Engine,
+    source: &str,
     provider: Arc<dyn TableProvider>,
+    pii: &[&str],
 ) -> Result<Arc<dyn TableProvider>> {
     let ctx = engine.context();
+    let what = || format!("cannot mask bronze.{source}");
     let frame = ctx
         .read_table(provider)
-        .map_err(Error::datafusion("cannot mask bronze.customers"))?;
+        .map_err(Error::datafusion(what()))?;
     let columns: Vec<String> = frame
         .schema()
         .fields()
@@ -262,19 +276,17 @@ fn masked_customers(
         .collect();
     let mut exprs: Vec<Expr> = Vec::with_capacity(columns.len());
     for name in &columns {
-        let expr = match CUSTOMER_PII.iter().find(|(c, _)| c == name) {
-            Some((_, mask)) => ctx
-                .udf(mask)
+        let expr = if pii.contains(&name.as_str()) {
+            ctx.udf(mask_function(name))
                 .map_err(Error::datafusion("mask functions are registered"))?
                 .call(vec![col(name.as_str())])
-                .alias(name.as_str()),
-            None => col(name.as_str()),
+                .alias(name.as_str())
+        } else {
+            col(name.as_str())
         };
         exprs.push(expr);
     }
-    let masked = frame
-        .select(exprs)
-        .map_err(Error::datafusion("cannot mask bronze.customers"))?;
+    let masked = frame.select(exprs).map_err(Error::datafusion(what()))?;
     Ok(masked.into_view())
 }
 

@@ -1,7 +1,8 @@
 //! SQL functions cdp adds to DataFusion: PII masking (`mask_phone`,
-//! `mask_email`, `mask_name`, `mask_id_number`) with the same rules as
-//! [`cdp_core::pii`], and `business_date(ts)`, the bank's business day of
-//! an instant in the configured time zone.
+//! `mask_email`, `mask_name`, `mask_id_number`, `mask_text`) with the same
+//! rules as [`cdp_core::pii`], `sha256_hex(text)` (the lower-case hex SHA-256
+//! of a text, for pseudonymous keys), and `business_date(ts)`, the bank's
+//! business day of an instant in the configured time zone.
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub fn register(ctx: &SessionContext, calendar: BusinessCalendar) {
         ("mask_email", cdp_core::pii::mask_email),
         ("mask_name", cdp_core::pii::mask_name),
         ("mask_id_number", cdp_core::pii::mask_id_number),
+        ("mask_text", cdp_core::pii::mask_text),
+        ("sha256_hex", cdp_core::identity::sha256_hex),
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(StringMap::new(name, f)));
     }
