@@ -9,21 +9,29 @@ latest AS (
     SELECT * FROM ranked WHERE recency = 1
 ),
 interests AS (
-    SELECT unified_id, array_sort(array_agg(DISTINCT interest)) AS interests
-    FROM (SELECT unified_id, unnest(interests) AS interest FROM latest) i
-    WHERE interest IS NOT NULL
+    SELECT unified_id, array_sort(array_agg(interest)) AS interests
+    FROM (
+        SELECT unified_id, interest
+        FROM (SELECT unified_id, unnest(interests) AS interest FROM latest) listed
+        WHERE interest IS NOT NULL
+        GROUP BY unified_id, interest
+    ) distinct_interests
+    GROUP BY unified_id
+),
+reach AS (
+    SELECT unified_id,
+           COUNT(*) AS social_profiles,
+           SUM(followers) AS social_followers,
+           SUM(following) AS social_following,
+           SUM(posts_30d) AS social_posts_30d,
+           MAX(engagement_rate) AS social_engagement_rate,
+           AVG(sentiment) AS social_sentiment,
+           MIN(days_ago) AS days_since_social_observation
+    FROM latest
     GROUP BY unified_id
 )
-SELECT l.unified_id,
-       COUNT(*) AS social_profiles,
-       SUM(followers) AS social_followers,
-       SUM(following) AS social_following,
-       SUM(posts_30d) AS social_posts_30d,
-       MAX(engagement_rate) AS social_engagement_rate,
-       AVG(sentiment) AS social_sentiment,
-       MIN(l.days_ago) AS days_since_social_observation,
-       MAX(array_length(i.interests)) AS social_interest_count,
-       MAX(i.interests) AS social_interests
-FROM latest l
-LEFT JOIN interests i ON i.unified_id = l.unified_id
-GROUP BY l.unified_id
+SELECT r.*,
+       COALESCE(array_length(i.interests), 0) AS social_interest_count,
+       i.interests AS social_interests
+FROM reach r
+LEFT JOIN interests i ON i.unified_id = r.unified_id

@@ -5,56 +5,75 @@
 -- has (two records written at the same instant: the later delivery wins).
 -- PII leaves this query masked (plus hashes for matching), never raw.
 WITH records AS (
-    SELECT l.unified_id, c.*
+    -- version orders a person's records: the latest updated_at last, and
+    -- among records written at the same instant the later delivery last.
+    SELECT l.unified_id,
+           c.*,
+           ROW_NUMBER() OVER (PARTITION BY l.unified_id
+                              ORDER BY c.updated_at, c._file, c._line) AS version
     FROM build.customers c
     JOIN build.customer_links l ON l.customer_id = c.customer_id
 ),
-holdings AS (
+latest_records AS (
     -- A record lists every product its customer_id held when it was written.
-    SELECT unified_id, array_sort(array_distinct(flatten(array_agg(products)))) AS products
+    SELECT unified_id,
+           products,
+           ROW_NUMBER() OVER (PARTITION BY customer_id
+                              ORDER BY updated_at DESC, _file DESC, _line DESC) AS recency
+    FROM records
+),
+holdings AS (
+    SELECT unified_id, array_sort(array_agg(product)) AS products
     FROM (
-        SELECT unified_id, customer_id, first_value(products ORDER BY updated_at DESC, _file DESC, _line DESC) AS products
-        FROM records
-        GROUP BY unified_id, customer_id
-    ) latest
-    WHERE products IS NOT NULL
+        SELECT unified_id, product
+        FROM (SELECT unified_id, unnest(products) AS product
+              FROM latest_records
+              WHERE recency = 1) held
+        WHERE product IS NOT NULL
+        GROUP BY unified_id, product
+    ) distinct_products
     GROUP BY unified_id
 ),
 golden AS (
     SELECT unified_id,
-           first_value(full_name ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE full_name IS NOT NULL) AS full_name,
-           first_value(id_number ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE id_number IS NOT NULL) AS id_number,
-           first_value(phone ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE phone IS NOT NULL) AS phone,
-           first_value(email ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE email IS NOT NULL) AS email,
-           first_value(phone_sha256 ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE phone_sha256 IS NOT NULL) AS phone_sha256,
-           first_value(email_sha256 ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE email_sha256 IS NOT NULL) AS email_sha256,
-           first_value(birth_date ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE birth_date IS NOT NULL) AS birth_date,
-           first_value(gender ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE gender IS NOT NULL) AS gender,
-           first_value(city ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE city IS NOT NULL) AS city,
-           first_value(segment ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE segment IS NOT NULL) AS segment,
-           first_value(income_band ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE income_band IS NOT NULL) AS income_band,
-           first_value(kyc_level ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE kyc_level IS NOT NULL) AS kyc_level,
-           first_value(marketing_opt_in ORDER BY updated_at DESC, _file DESC, _line DESC) FILTER (WHERE marketing_opt_in IS NOT NULL) AS marketing_opt_in,
+           first_value(full_name ORDER BY version DESC) FILTER (WHERE full_name IS NOT NULL) AS full_name,
+           first_value(id_number ORDER BY version DESC) FILTER (WHERE id_number IS NOT NULL) AS id_number,
+           first_value(phone ORDER BY version DESC) FILTER (WHERE phone IS NOT NULL) AS phone,
+           first_value(email ORDER BY version DESC) FILTER (WHERE email IS NOT NULL) AS email,
+           first_value(phone_sha256 ORDER BY version DESC) FILTER (WHERE phone_sha256 IS NOT NULL) AS phone_sha256,
+           first_value(email_sha256 ORDER BY version DESC) FILTER (WHERE email_sha256 IS NOT NULL) AS email_sha256,
+           first_value(birth_date ORDER BY version DESC) FILTER (WHERE birth_date IS NOT NULL) AS birth_date,
+           first_value(gender ORDER BY version DESC) FILTER (WHERE gender IS NOT NULL) AS gender,
+           first_value(city ORDER BY version DESC) FILTER (WHERE city IS NOT NULL) AS city,
+           first_value(segment ORDER BY version DESC) FILTER (WHERE segment IS NOT NULL) AS segment,
+           first_value(income_band ORDER BY version DESC) FILTER (WHERE income_band IS NOT NULL) AS income_band,
+           first_value(kyc_level ORDER BY version DESC) FILTER (WHERE kyc_level IS NOT NULL) AS kyc_level,
+           first_value(marketing_opt_in ORDER BY version DESC) FILTER (WHERE marketing_opt_in IS NOT NULL) AS marketing_opt_in,
            first_value(customer_id ORDER BY onboard_date, customer_id) AS primary_customer_id,
-           array_sort(array_agg(DISTINCT customer_id)) AS customer_ids,
            MIN(onboard_date) AS onboard_date,
            MAX(updated_at) AS updated_at
     FROM records
     GROUP BY unified_id
 ),
+members AS (
+    SELECT unified_id, array_sort(array_agg(customer_id)) AS customer_ids
+    FROM build.customer_links
+    GROUP BY unified_id
+),
 links AS (
+    -- identity_map has one row per (source, source_key, unified_id).
     SELECT unified_id,
-           array_sort(array_agg(DISTINCT source_key) FILTER (WHERE source = 'device_events')) AS device_ids,
+           array_sort(array_agg(source_key) FILTER (WHERE source = 'device_events')) AS device_ids,
            COUNT(*) FILTER (WHERE matched_by = 'shared_device') AS shared_device_count,
-           array_sort(array_agg(DISTINCT source_key) FILTER (WHERE source = 'social_profiles')) AS social_profiles,
-           array_sort(array_agg(DISTINCT source_key) FILTER (WHERE source = 'transactions')) AS card_ids
+           array_sort(array_agg(source_key) FILTER (WHERE source = 'social_profiles')) AS social_profiles,
+           array_sort(array_agg(source_key) FILTER (WHERE source = 'transactions')) AS card_ids
     FROM build.identity_map
     GROUP BY unified_id
 )
 SELECT ${as_of} AS as_of,
        g.unified_id,
        g.primary_customer_id,
-       g.customer_ids,
+       m.customer_ids,
        mask_name(g.full_name) AS full_name_masked,
        mask_id_number(g.id_number) AS id_number_masked,
        mask_phone(g.phone) AS phone_masked,
@@ -83,5 +102,6 @@ SELECT ${as_of} AS as_of,
        l.card_ids,
        g.updated_at
 FROM golden g
+JOIN members m ON m.unified_id = g.unified_id
 LEFT JOIN holdings h ON h.unified_id = g.unified_id
 LEFT JOIN links l ON l.unified_id = g.unified_id

@@ -120,8 +120,11 @@ pub async fn build(
         .map(|(d, s)| (*d, s.clone()));
     let identity = resolve_identity(engine, &manifest, as_of).await?;
     let identity_rows = identity.batch.num_rows() as u64;
-    let mem = MemTable::try_new(identity.batch.schema(), vec![vec![identity.batch.clone()]])
-        .map_err(Error::datafusion("cannot hold the identity map"))?;
+    let mem = MemTable::try_new(
+        identity.batch.schema(),
+        partitioned(engine, &identity.batch),
+    )
+    .map_err(Error::datafusion("cannot hold the identity map"))?;
     tables::register(engine, "build.identity_map", Arc::new(mem))?;
     execute_script(
         engine,
@@ -196,6 +199,26 @@ pub async fn build(
         features: registry.features().count(),
         seconds,
     })
+}
+
+/// A batch cut into session-sized batches spread over the session's
+/// partitions, so scans of it run in parallel and operators see batches of
+/// the size they are tuned for (one huge batch makes per-group aggregates
+/// crawl).
+fn partitioned(engine: &Engine, batch: &RecordBatch) -> Vec<Vec<RecordBatch>> {
+    let options = engine.context().state().config().options().clone();
+    let size = options.execution.batch_size.get();
+    let partitions = options.execution.target_partitions.max(1);
+    let mut out = vec![Vec::new(); partitions];
+    let mut offset = 0;
+    let mut i = 0;
+    while offset < batch.num_rows() {
+        let len = size.min(batch.num_rows() - offset);
+        out[i % partitions].push(batch.slice(offset, len));
+        offset += len;
+        i += 1;
+    }
+    out
 }
 
 /// Drops the views of an earlier build in this session and starts afresh.

@@ -97,6 +97,16 @@ impl Engine {
         if options.target_partitions > 0 {
             config = config.with_target_partitions(options.target_partitions);
         }
+        // Plain Utf8 strings, not Utf8View: the golden-record and
+        // identity aggregates (first_value, array_agg over text) slice their
+        // input per group, and a view array drags every data buffer of the
+        // batch into each slice (measured: 10 s instead of 0.1 s for the
+        // customer_360 of 20,000 persons).
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
         config.options_mut().execution.parquet.pushdown_filters = true;
         config.options_mut().execution.parquet.reorder_filters = true;
         let ctx = SessionContext::new_with_config_rt(config, runtime);

@@ -104,10 +104,10 @@ pub struct TableFiles {
 
 /// Registers `bronze.<source>` for every source. A source with no data yet
 /// is an empty table of its contract's shape, so views over it still plan.
-/// Returns the rows per source.
+/// Returns the number of published part files per source.
 #[instrument(skip_all, fields(lake = %engine.lake().uri()))]
 pub async fn register_bronze(engine: &Engine, access: Access) -> Result<BTreeMap<String, u64>> {
-    let mut rows = BTreeMap::new();
+    let mut parts = BTreeMap::new();
     for source in BRONZE_SOURCES {
         let manifest = engine
             .lake()
@@ -117,10 +117,10 @@ pub async fn register_bronze(engine: &Engine, access: Access) -> Result<BTreeMap
             .map(|m| m.body.parts.into_iter().map(|p| p.path).collect())
             .unwrap_or_default();
         let provider = if paths.is_empty() {
-            rows.insert(source.to_string(), 0);
+            parts.insert(source.to_string(), 0);
             empty_bronze(source)?
         } else {
-            rows.insert(source.to_string(), paths.len() as u64);
+            parts.insert(source.to_string(), paths.len() as u64);
             listing_table(engine, &paths, &format!("bronze.{source}")).await?
         };
         let pii: Vec<&str> = Contracts::embedded()
@@ -137,7 +137,7 @@ pub async fn register_bronze(engine: &Engine, access: Access) -> Result<BTreeMap
         };
         register(engine, &format!("bronze.{source}"), provider)?;
     }
-    Ok(rows)
+    Ok(parts)
 }
 
 /// Registers `<layer>.<table>` for every table of the layer's current
