@@ -3,6 +3,10 @@
 -- declines and reversals. One pass over the as-of transactions.
 --
 -- A purchase is an approved transaction with amount > 0; amounts are CNY.
+WITH txn AS (
+    SELECT *, status = 'approved' AND amount > 0 AS purchase FROM build.txn
+),
+spending AS (
 SELECT unified_id,
        COUNT(*) FILTER (WHERE purchase AND days_ago < 7) AS txn_count_7d,
        COUNT(*) FILTER (WHERE purchase AND days_ago < 30) AS txn_count_30d,
@@ -14,8 +18,6 @@ SELECT unified_id,
        ROUND(AVG(amount_cny) FILTER (WHERE purchase AND days_ago < 90), 2) AS avg_ticket_90d,
        ROUND(MAX(amount_cny) FILTER (WHERE purchase AND days_ago < 90), 2) AS max_ticket_90d,
        MIN(days_ago) FILTER (WHERE status = 'approved') AS days_since_last_txn,
-       COUNT(DISTINCT bdate) FILTER (WHERE purchase AND days_ago < 30) AS active_days_30d,
-       COUNT(DISTINCT merchant_id) FILTER (WHERE purchase AND days_ago < 90) AS distinct_merchants_90d,
        CAST(COUNT(*) FILTER (WHERE purchase AND days_ago < 90 AND channel = 'pos') AS DOUBLE)
          / NULLIF(COUNT(*) FILTER (WHERE purchase AND days_ago < 90), 0) AS pos_share_90d,
        CAST(COUNT(*) FILTER (WHERE purchase AND days_ago < 90 AND channel IN ('ecom', 'mobile')) AS DOUBLE)
@@ -33,5 +35,28 @@ SELECT unified_id,
        CAST(COUNT(*) FILTER (WHERE status = 'declined' AND days_ago < 30) AS DOUBLE)
          / NULLIF(COUNT(*) FILTER (WHERE days_ago < 30), 0) AS decline_rate_30d,
        COUNT(*) FILTER (WHERE status = 'reversed' AND days_ago < 90) AS reversal_count_90d
-FROM (SELECT *, status = 'approved' AND amount > 0 AS purchase FROM build.txn) t
+FROM txn
 GROUP BY unified_id
+),
+-- Distinct counts as two-level aggregates: a hash set per person would
+-- hold millions of sets at once.
+active_days AS (
+    SELECT unified_id, COUNT(*) AS active_days_30d
+    FROM (SELECT unified_id, bdate FROM txn
+          WHERE purchase AND days_ago < 30
+          GROUP BY unified_id, bdate) d
+    GROUP BY unified_id
+),
+merchants AS (
+    SELECT unified_id, COUNT(*) AS distinct_merchants_90d
+    FROM (SELECT unified_id, merchant_id FROM txn
+          WHERE purchase AND days_ago < 90 AND merchant_id IS NOT NULL
+          GROUP BY unified_id, merchant_id) m
+    GROUP BY unified_id
+)
+SELECT s.*,
+       COALESCE(a.active_days_30d, 0) AS active_days_30d,
+       COALESCE(m.distinct_merchants_90d, 0) AS distinct_merchants_90d
+FROM spending s
+LEFT JOIN active_days a ON a.unified_id = s.unified_id
+LEFT JOIN merchants m ON m.unified_id = s.unified_id

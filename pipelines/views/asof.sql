@@ -4,7 +4,9 @@
 -- instant of the business day after ${as_of}, whatever else is in the lake.
 -- `dt` is the event's business date, set at ingest with the lake's calendar:
 -- it only prunes files here, and gives each event its `days_ago`
--- (0 = the as-of date), so an N-day window is `days_ago < N`.
+-- (0 = the as-of date), so an N-day window is `days_ago < N`. (days_ago
+-- is computed from epoch seconds: DataFusion 55's pruning cannot compare
+-- the Duration that DATE - DATE yields with integer bounds.)
 
 CREATE VIEW build.customers AS
 SELECT *
@@ -17,7 +19,7 @@ SELECT t.txn_id,
        t.card_id,
        t.ts,
        t.dt AS bdate,
-       ${as_of} - t.dt AS days_ago,
+       CAST((EXTRACT(EPOCH FROM ${as_of}) - EXTRACT(EPOCH FROM t.dt)) / 86400 AS BIGINT) AS days_ago,
        t.amount,
        t.currency,
        t.amount * fx.cny_per_unit AS amount_cny,
@@ -36,7 +38,7 @@ CREATE VIEW build.device_events AS
 SELECT event_id,
        ts,
        dt AS bdate,
-       ${as_of} - dt AS days_ago,
+       CAST((EXTRACT(EPOCH FROM ${as_of}) - EXTRACT(EPOCH FROM dt)) / 86400 AS BIGINT) AS days_ago,
        device_id,
        customer_id,
        event_type,
@@ -56,7 +58,7 @@ SELECT platform,
        email_sha256,
        customer_id,
        observed_at,
-       ${as_of} - dt AS days_ago,
+       CAST((EXTRACT(EPOCH FROM ${as_of}) - EXTRACT(EPOCH FROM dt)) / 86400 AS BIGINT) AS days_ago,
        followers,
        following,
        posts_30d,
@@ -74,7 +76,7 @@ SELECT offer_event_id,
        offer_id,
        channel,
        sent_at,
-       ${as_of} - dt AS days_ago,
+       CAST((EXTRACT(EPOCH FROM ${as_of}) - EXTRACT(EPOCH FROM dt)) / 86400 AS BIGINT) AS days_ago,
        CASE WHEN opened_at < ${cutoff} THEN opened_at END AS opened_at,
        CASE WHEN accepted_at < ${cutoff} THEN accepted_at END AS accepted_at
 FROM bronze.offer_events
