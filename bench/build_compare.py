@@ -15,7 +15,8 @@ crates/cdp-engine/src/build.rs does) written to zstd Parquet with COPY, as
 cdp's features stage plans it and writes silver.features. Each engine runs
 in its own process under /usr/bin/time -v, with its default threads.
 
-usage: build_compare.py CDP LAKE AS_OF WORK [TIMEZONE]"""
+usage: build_compare.py CDP LAKE AS_OF WORK [TIMEZONE]
+(BENCH_CDP_REPORT=FILE BENCH_CDP_RSS_MB=N: reuse a build already measured)"""
 
 import datetime
 import json
@@ -133,6 +134,7 @@ job = json.load(open(sys.argv[1]))
 started = time.perf_counter()
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
+con.execute("SET enable_progress_bar = false")
 con.execute(f"SET temp_directory = '{job['temp']}'")
 # cdp's sha256_hex(text) (crates/cdp-engine/src/udf.rs) is DuckDB's sha256.
 con.execute("CREATE MACRO sha256_hex(x) AS sha256(x)")
@@ -154,8 +156,15 @@ print(json.dumps({"setup": setup, "features": features, "rows": rows, "threads":
 def main():
     os.makedirs(out, exist_ok=True)
     # 1. cdp build, the whole of it.
-    cdp_wall, cdp_rss, stdout = timed([cdp, "build", "--as-of", as_of, "--lake", lake, "--json"])
-    report = json.loads(stdout)
+    # BENCH_CDP_REPORT=FILE (the build's --json) and BENCH_CDP_RSS_MB reuse a
+    # build already measured on this lake instead of running it again.
+    reuse = os.environ.get("BENCH_CDP_REPORT")
+    if reuse:
+        report = json.loads(read(reuse))
+        cdp_wall, cdp_rss = report["seconds"]["total"], float(os.environ.get("BENCH_CDP_RSS_MB", "nan"))
+    else:
+        cdp_wall, cdp_rss, stdout = timed([cdp, "build", "--as-of", as_of, "--lake", lake, "--json"])
+        report = json.loads(stdout)
     snapshot = manifest("silver")["snapshots"][as_of]
     silver = {t: snapshot["tables"][t]["files"] for t in ["identity_map", "customer_360", "features"]}
 
@@ -190,7 +199,7 @@ def main():
     with open(os.path.join(work, "features_duckdb.sql"), "w", encoding="utf-8") as f:
         f.write(sql + "\n")
     duck_wall, duck_rss, stdout = timed([sys.executable, "-c", DUCK, job_file])
-    duck = json.loads(stdout)
+    duck = json.loads(stdout.strip().splitlines()[-1])
 
     # 3. Same values? Every person on both sides, every feature compared.
     import duckdb
