@@ -39,6 +39,217 @@ pub struct Config {
     pub log: LogConfig,
     /// The query engine (`cdp build`, `cdp query`).
     pub engine: EngineConfig,
+    /// Customer tags (`cdp tag`).
+    pub tagger: TaggerConfig,
+}
+
+/// The numeric features of `silver.features` the tagger reads by default:
+/// recency, frequency and monetary value, spend by category, channel and
+/// foreign mix, digital activity, age, income, holdings and social reach.
+pub const DEFAULT_TAGGER_FEATURES: [&str; 31] = [
+    "txn_count_30d",
+    "txn_count_90d",
+    "spend_90d",
+    "avg_ticket_90d",
+    "max_ticket_90d",
+    "days_since_last_txn",
+    "active_days_30d",
+    "distinct_merchants_90d",
+    "grocery_share_90d",
+    "dining_share_90d",
+    "travel_share_90d",
+    "retail_share_90d",
+    "digital_share_90d",
+    "transport_share_90d",
+    "entertainment_share_90d",
+    "pos_share_90d",
+    "online_share_90d",
+    "foreign_share_90d",
+    "foreign_spend_90d",
+    "foreign_currency_share_90d",
+    "atm_count_90d",
+    "transfer_count_90d",
+    "distinct_devices_90d",
+    "logins_30d",
+    "payment_auths_30d",
+    "digital_active_days_30d",
+    "days_since_last_login",
+    "age_years",
+    "income_band",
+    "product_count",
+    "social_followers",
+];
+
+/// `[tagger]`: how `cdp tag` standardises features, reduces them with PCA
+/// and segments customers with k-means. A fitted tagger keeps the settings
+/// it was fitted with; these apply to the next fit (`cdp tag --refit`, or
+/// the first run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaggerConfig {
+    /// Numeric features of `silver.features` (integer, decimal, float or
+    /// boolean) the tagger reads.
+    pub features: Vec<String>,
+    /// Features (glob patterns) whose missing value means "never", such as
+    /// `days_since_*` recency: filled with the fit-time maximum. Every other
+    /// missing value is filled with the fit-time median.
+    pub fill_with_max: Vec<String>,
+    /// Share of the total variance the kept principal components explain,
+    /// in (0, 1]: the fewest components whose cumulative share exceeds it.
+    pub variance_target: f64,
+    /// At most this many principal components.
+    pub max_components: usize,
+    /// Number of segments: `"auto"` (the best silhouette on a sample among
+    /// `min_segments..=max_segments`) or a fixed number.
+    pub segments: Segments,
+    /// Fewest segments `"auto"` considers.
+    pub min_segments: usize,
+    /// Most segments `"auto"` considers.
+    pub max_segments: usize,
+    /// Customers sampled to score silhouettes.
+    pub silhouette_sample: usize,
+    /// Seed of every random choice (samples, k-means++): same data, same seed,
+    /// same tagger.
+    pub seed: u64,
+    /// Population stability index above which drift is reported as a warning.
+    pub psi_warning: f64,
+    /// A customer carries a theme's tag ("traveller", "digital-first") when
+    /// their PCA profile stands this many standard deviations out on it.
+    pub tag_threshold: f64,
+}
+
+impl Default for TaggerConfig {
+    fn default() -> Self {
+        Self {
+            features: DEFAULT_TAGGER_FEATURES.map(String::from).to_vec(),
+            fill_with_max: vec!["days_since_*".into()],
+            variance_target: 0.85,
+            max_components: 10,
+            segments: Segments::Auto,
+            min_segments: 4,
+            max_segments: 10,
+            silhouette_sample: 3000,
+            seed: 42,
+            psi_warning: 0.2,
+            tag_threshold: 1.0,
+        }
+    }
+}
+
+impl TaggerConfig {
+    /// Checks the settings (called by [`Config::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &'static str, value: String, reason: &str| Error::ConfigValue {
+            key,
+            value,
+            reason: reason.into(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = self.features.iter().find(|f| !seen.insert(f.as_str())) {
+            return Err(bad("tagger.features", dup.clone(), "is listed twice"));
+        }
+        if self.features.len() < 2 || self.features.iter().any(|f| f.trim().is_empty()) {
+            return Err(bad(
+                "tagger.features",
+                format!("{:?}", self.features),
+                "must name at least two features of silver.features",
+            ));
+        }
+        for pattern in &self.fill_with_max {
+            globset::Glob::new(pattern)
+                .map_err(|e| bad("tagger.fill_with_max", pattern.clone(), &e.to_string()))?;
+        }
+        if !(self.variance_target > 0.0 && self.variance_target <= 1.0) {
+            return Err(bad(
+                "tagger.variance_target",
+                self.variance_target.to_string(),
+                "must be in (0, 1]",
+            ));
+        }
+        if self.max_components == 0 {
+            return Err(bad(
+                "tagger.max_components",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        if let Segments::Fixed(k) = self.segments
+            && k < 2
+        {
+            return Err(bad(
+                "tagger.segments",
+                k.to_string(),
+                "must be \"auto\" or at least 2",
+            ));
+        }
+        if self.min_segments < 2 || self.min_segments > self.max_segments {
+            return Err(bad(
+                "tagger.min_segments",
+                format!("{}..={}", self.min_segments, self.max_segments),
+                "must satisfy 2 <= min_segments <= max_segments",
+            ));
+        }
+        if self.silhouette_sample < 100 {
+            return Err(bad(
+                "tagger.silhouette_sample",
+                self.silhouette_sample.to_string(),
+                "must be at least 100",
+            ));
+        }
+        if !(self.psi_warning > 0.0 && self.psi_warning.is_finite()) {
+            return Err(bad(
+                "tagger.psi_warning",
+                self.psi_warning.to_string(),
+                "must be a positive number",
+            ));
+        }
+        if !(self.tag_threshold > 0.0 && self.tag_threshold.is_finite()) {
+            return Err(bad(
+                "tagger.tag_threshold",
+                self.tag_threshold.to_string(),
+                "must be a positive number",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How many segments the tagger makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segments {
+    /// Chosen by silhouette on a sample.
+    Auto,
+    /// Exactly this many.
+    Fixed(usize),
+}
+
+impl Serialize for Segments {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Segments::Auto => s.serialize_str("auto"),
+            Segments::Fixed(k) => s.serialize_u64(*k as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Segments {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(k) => Ok(Segments::Fixed(k as usize)),
+            Raw::Text(t) if t.trim().eq_ignore_ascii_case("auto") => Ok(Segments::Auto),
+            Raw::Text(t) => t.trim().parse::<usize>().map(Segments::Fixed).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "segments must be \"auto\" or a number, not {t:?}"
+                ))
+            }),
+        }
+    }
 }
 
 /// `[engine]`
@@ -228,6 +439,7 @@ impl Config {
             reason: e.to_string(),
         })?;
         self.engine.memory_limit_bytes(None)?;
+        self.tagger.validate()?;
         if self.log.level.trim().is_empty() {
             return Err(Error::ConfigValue {
                 key: "log.level",
@@ -291,6 +503,28 @@ fn apply_env(table: &mut Table, var: &str, raw: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tagger_segments_are_auto_or_a_number() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.tagger.segments, Segments::Auto);
+        assert_eq!(c.tagger.features.len(), DEFAULT_TAGGER_FEATURES.len());
+        let c = Config::load(
+            None,
+            env(&[
+                ("CDP__TAGGER__SEGMENTS", "7"),
+                ("CDP__TAGGER__FEATURES", r#"["spend_90d", "age_years"]"#),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tagger.segments, Segments::Fixed(7));
+        assert_eq!(c.tagger.features, ["spend_90d", "age_years"]);
+        let err = Config::load(None, env(&[("CDP__TAGGER__SEGMENTS", "1")])).unwrap_err();
+        assert!(err.to_string().contains("tagger.segments"), "{err}");
+        let err =
+            Config::load(None, env(&[("CDP__TAGGER__FEATURES", r#"["a", "a"]"#)])).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
+    }
 
     #[test]
     fn memory_limits_parse_and_auto_resolves_to_half_capped() {
@@ -359,6 +593,12 @@ mod tests {
         let missing = Path::new("/definitely/not/here/cdp.toml");
         let err = Config::load(Some(missing), env(&[])).unwrap_err();
         assert!(err.to_string().contains("/definitely/not/here"), "{err}");
+
+        let err = Config::load(None, env(&[("CDP__TAGGER__VARIANCE_TARGET", "1.5")])).unwrap_err();
+        assert!(err.to_string().contains("tagger.variance_target"), "{err}");
+
+        let err = Config::load(None, env(&[("CDP__TAGGER__SEGMENTS", "many")])).unwrap_err();
+        assert!(err.to_string().contains("auto"), "{err}");
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");

@@ -1,0 +1,82 @@
+//! The error type of `cdp-ml`: typed variants naming the features, sizes,
+//! model versions or files they concern.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Result alias used throughout `cdp-ml`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything `cdp-ml` can fail with.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The lake or a manifest failed (see `cdp-core`).
+    #[error(transparent)]
+    Core(#[from] cdp_core::Error),
+
+    /// Too few customers to fit a tagger with these settings.
+    #[error("cannot fit a tagger on {rows} customers: at least {needed} are needed ({why})")]
+    TooFewRows {
+        rows: usize,
+        needed: usize,
+        why: &'static str,
+    },
+
+    /// The matrix and its feature names disagree, or a tagger is applied to
+    /// other features than it was fitted on.
+    #[error("feature columns do not match: expected {expected:?}, got {got:?}")]
+    Columns {
+        expected: Vec<String>,
+        got: Vec<String>,
+    },
+
+    /// Every value of the named features is missing, so nothing can be
+    /// learnt from them.
+    #[error(
+        "features {features:?} have no values in the fit data; drop them from [tagger] features"
+    )]
+    EmptyFeatures { features: Vec<String> },
+
+    /// The eigen-decomposition of the covariance matrix failed.
+    #[error("PCA of {features} features failed: {source}")]
+    Eigen {
+        features: usize,
+        source: linfa_linalg::LinalgError,
+    },
+
+    /// linfa's k-means refused its parameters or failed to fit.
+    #[error("k-means with k = {k} on {rows} customers failed: {source}")]
+    KMeans {
+        k: usize,
+        rows: usize,
+        source: linfa_clustering::KMeansError,
+    },
+
+    /// A model file is not a tagger this version of cdp can read.
+    #[error("tagger model {path} cannot be read: {reason}")]
+    ModelFormat { path: String, reason: String },
+
+    /// A model file could not be encoded as JSON.
+    #[error("cannot encode tagger model {version}: {source}")]
+    ModelEncode {
+        version: String,
+        source: serde_json::Error,
+    },
+
+    /// Another writer published the same model version first.
+    #[error("tagger version {version} was written by another run at the same time; retry")]
+    VersionTaken { version: String },
+
+    /// The registry names a version whose model file is missing.
+    #[error("tagger version {version} is registered but {path} is missing")]
+    MissingModel { version: String, path: String },
+
+    /// Drawing or saving the segment plot failed.
+    #[error("cannot draw the segment plot {}: {reason}", path.display())]
+    Plot { path: PathBuf, reason: String },
+
+    /// The plot file name has no extension cdp draws.
+    #[error("plot file {} must end in .png or .svg", path.display())]
+    PlotFormat { path: PathBuf },
+}
