@@ -8,4 +8,5 @@ mod identity;
 mod ingest;
 mod samples;
 mod support;
+mod tag;
 mod timezones;

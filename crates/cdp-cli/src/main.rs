@@ -9,6 +9,7 @@ mod gen_cmd;
 mod ingest_cmd;
 mod progress;
 mod query_cmd;
+mod tag_cmd;
 mod validate_cmd;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ Quick start:
   cdp validate --source data/raw
   cdp ingest --source data/raw --lake ./lake
   cdp build --as-of 2026-02-28
+  cdp tag --as-of 2026-02-28 --plot segments.png
   cdp query \"SELECT * FROM silver.features WHERE as_of = DATE '2026-02-28' LIMIT 5\"
 
 Every command takes --lake (default ./lake, env CDP_LAKE) and --json, which
@@ -72,6 +74,9 @@ enum Command {
     /// Build the silver layer as of a date: identity map, customer 360, features.
     #[command(after_help = build_cmd::EXAMPLES)]
     Build(build_cmd::Args),
+    /// Tag every customer as of a date: PCA components, a named segment, tags (gold.tags).
+    #[command(after_help = tag_cmd::EXAMPLES)]
+    Tag(tag_cmd::Args),
     /// Run SQL over every lake table (bronze, silver, gold, ref).
     #[command(after_help = query_cmd::EXAMPLES)]
     Query(query_cmd::Args),
@@ -128,6 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => ingest_cmd::run(&ctx, args),
         Command::Validate(args) => validate_cmd::run(&ctx, args),
         Command::Build(args) => build_cmd::run(&ctx, args),
+        Command::Tag(args) => tag_cmd::run(&ctx, args),
         Command::Query(args) => query_cmd::run(&ctx, args),
         Command::Features { action } => features_cmd::run(&ctx, action),
     }

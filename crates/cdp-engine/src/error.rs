@@ -17,6 +17,10 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] cdp_core::Error),
 
+    /// The tagger failed to fit, apply, load, store or draw (see `cdp-ml`).
+    #[error(transparent)]
+    Ml(#[from] cdp_ml::Error),
+
     /// DataFusion failed while doing `what` (planning or running a query,
     /// registering a table, writing a snapshot).
     #[error("{what}: {error}")]

@@ -11,6 +11,11 @@
 //!   `ref.*`.
 //! * [`build::build`]: `cdp build --as-of D`, bronze to a published silver
 //!   snapshot (`identity_map`, `customer_360`, `features`).
+//! * [`tag::tag`]: `cdp tag --as-of D`, `silver.features` through the
+//!   current (or a newly fitted) customer tagger of `cdp-ml` to
+//!   `gold.tags` and `gold.tag_drift`.
+//! * [`gold`]: gold tables written and published into a gold snapshot,
+//!   beside the other tables of that date.
 //! * [`identity`]: union-find identity resolution with ids stable across
 //!   nights.
 //! * [`features::FeatureRegistry`]: the declared features of
@@ -22,11 +27,13 @@
 pub mod build;
 pub mod error;
 pub mod features;
+pub mod gold;
 pub mod identity;
 pub mod query;
 pub mod session;
 pub mod sql;
 pub mod tables;
+pub mod tag;
 pub mod udf;
 
 pub use error::{Error, Result};

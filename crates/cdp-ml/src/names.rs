@@ -13,9 +13,10 @@
 //!   `"travel & foreign spend + dining vs card activity"`;
 //! * a **segment** is named from its centroid mapped back to standardised
 //!   features (the PCA reconstruction): its strongest theme, high or low,
-//!   becomes a noun (`"frequent traveller"`, `"dormant"`), and the next
-//!   strongest spend, wealth or age theme an adjective (`"high-spend
-//!   dining"`, `"young digital-first"`);
+//!   strongest behaviour theme becomes a noun (`"frequent traveller"`),
+//!   the strongest spend, wealth, age or activity theme an adjective
+//!   (`"high-spend dining"`, `"young digital-first"`), and low card activity
+//!   makes it `"dormant"`;
 //! * a **customer** carries the tags of the themes they stand out on by
 //!   more than the configured threshold (`"traveller"`, `"digital-first"`).
 
@@ -287,6 +288,10 @@ const VOCABULARY: &[Entry] = &[
 /// A theme side stronger than this (in standard deviations) can name a segment.
 pub const NAMING_STRENGTH: f64 = 0.5;
 
+/// A behaviour theme names a segment only when at least this share as
+/// strong as the segment's strongest side.
+const NOUN_SHARE: f64 = 0.6;
+
 /// A theme loading at least this share of a component's strongest one joins its name.
 const COMPONENT_SHARE: f64 = 0.6;
 
@@ -492,37 +497,51 @@ fn side_phrase(themes: &[Theme], side: &Side) -> String {
 }
 
 /// A segment's name from its ranked theme sides, and the themes it used.
+///
+/// The noun is the strongest high side of a theme that describes behaviour
+/// (travel, dining, online, digital, …: themes without a high-side
+/// adjective), when it is not much weaker than the strongest side; the
+/// adjective the strongest side of another theme that has
+/// one (spend, wealth, age, activity). Without a noun, the one or two
+/// strongest sides are named as they are. A segment whose strongest side
+/// is low card activity is "dormant", whatever else it is.
 fn segment_name(themes: &[Theme], ranked: &[Side]) -> (String, Vec<usize>) {
-    let Some(primary) = ranked.first().filter(|s| s.strength >= NAMING_STRENGTH) else {
+    let strong: Vec<&Side> = ranked
+        .iter()
+        .filter(|s| s.strength >= NAMING_STRENGTH)
+        .collect();
+    let Some(first) = strong.first() else {
         return ("mainstream".to_string(), Vec::new());
     };
-    let theme = &themes[primary.theme];
-    // An adjective from the next strong side of another theme that has one.
-    let adjective = ranked
-        .iter()
-        .skip(1)
-        .filter(|s| s.strength >= NAMING_STRENGTH && s.theme != primary.theme)
-        .find_map(|s| {
-            let (high, low) = &themes[s.theme].adjective;
-            let word = if s.high { high.clone() } else { low.clone() };
-            word.map(|w| (w, s.theme))
-        });
-    let noun = if primary.high {
-        theme.high.clone()
-    } else {
-        side_phrase(themes, primary)
+    if !first.high && themes[first.theme].key == "activity" {
+        return (side_phrase(themes, first), vec![first.theme]);
+    }
+    let adjective_of = |s: &Side| {
+        let (high, low) = &themes[s.theme].adjective;
+        if s.high { high.clone() } else { low.clone() }
     };
-    match adjective {
-        // "dormant" says it all; an adjective already in the noun adds nothing.
-        Some((word, other)) if theme.key != "activity" && !theme.short.contains(word.as_str()) => {
-            let noun = if primary.high {
-                theme.short.clone()
-            } else {
-                noun
-            };
-            (format!("{word} {noun}"), vec![primary.theme, other])
-        }
-        _ => (noun, vec![primary.theme]),
+    // A behaviour much weaker than what stands out most does not name it.
+    let noun = strong.iter().find(|s| {
+        s.high && themes[s.theme].adjective.0.is_none() && s.strength >= NOUN_SHARE * first.strength
+    });
+    let adjective = strong
+        .iter()
+        .filter(|s| noun.is_none_or(|n| n.theme != s.theme))
+        .find_map(|s| adjective_of(s).map(|a| (a, s.theme)));
+    match (noun, adjective) {
+        (Some(n), Some((a, t))) => (format!("{a} {}", themes[n.theme].short), vec![n.theme, t]),
+        (Some(n), None) => (themes[n.theme].high.clone(), vec![n.theme]),
+        (None, _) => match strong.get(1) {
+            Some(second) => (
+                format!(
+                    "{} · {}",
+                    side_phrase(themes, first),
+                    side_phrase(themes, second)
+                ),
+                vec![first.theme, second.theme],
+            ),
+            None => (side_phrase(themes, first), vec![first.theme]),
+        },
     }
 }
 
@@ -631,6 +650,7 @@ mod tests {
             vec![0.0, -0.6, 0.0, 0.0, -1.4, 0.0],   // young, budget
             vec![0.1, 1.3, 0.6, 1.7, 0.0, 0.0],     // dining + high spend again, some travel
             vec![0.1, 1.3, 0.0, 1.7, 0.0, 0.0],     // and again
+            vec![0.0, 2.0, 0.0, 0.9, 0.0, 0.0],     // spend, and some dining
         ];
         let names = segment_names(&themes, &segments);
         assert_eq!(
@@ -640,9 +660,10 @@ mod tests {
                 "high-spend traveller",
                 "dormant",
                 "mainstream",
-                "budget young",
+                "young · low spender",
                 "high-spend dining · frequent traveller",
                 "high-spend dining (7)",
+                "high spender · dining out",
             ]
         );
     }

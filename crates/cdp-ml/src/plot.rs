@@ -135,6 +135,7 @@ fn draw<DB: DrawingBackend>(
         .x_desc(axis(0))
         .y_desc(axis(1))
         .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 14))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (s, segment) in tagger.segments.iter().enumerate() {
