@@ -182,7 +182,7 @@ pub async fn tag(
             stored
         }
     };
-    let tags = tagger.apply(x, &features, settings.psi_warning)?;
+    let tags = tagger.apply(x.view(), &features, settings.psi_warning)?;
     for (stage, s) in &tags.seconds {
         seconds.insert(format!("apply/{stage}"), *s);
     }
@@ -431,10 +431,10 @@ fn tags_batch(
     tag_offsets.push(0i32);
     let mut count = 0i32;
     for row in &tags.tags {
-        for &t in row {
+        for &t in row.as_slice() {
             tag_texts.append_value(&vocabulary[t as usize]);
         }
-        count += row.len() as i32;
+        count += row.as_slice().len() as i32;
         tag_offsets.push(count);
     }
     let schema = Arc::new(Schema::new(vec![

@@ -80,6 +80,11 @@ impl FeatureBaseline {
     /// Edges at the deciles of a feature's finite sample values.
     pub fn edges_from(name: &str, sample: &mut [f64]) -> FeatureBaseline {
         sample.sort_unstable_by(f64::total_cmp);
+        FeatureBaseline::edges_from_sorted(name, sample)
+    }
+
+    /// Edges at the deciles of a feature's finite sample values, sorted.
+    pub fn edges_from_sorted(name: &str, sample: &[f64]) -> FeatureBaseline {
         let mut edges: Vec<f64> = Vec::new();
         if !sample.is_empty() {
             for b in 1..BINS {
@@ -102,19 +107,16 @@ impl FeatureBaseline {
         if !v.is_finite() {
             return self.edges.len() + 1;
         }
-        self.edges.partition_point(|&e| e < v)
+        // At most nine edges: counting them beats a branchy binary search.
+        self.edges.iter().filter(|&&e| e < v).count()
     }
 }
 
 /// Bin counts of every feature of `x` (rows = customers), in one parallel
 /// pass.
 pub fn bin_counts(x: ArrayView2<'_, f64>, features: &[FeatureBaseline]) -> Vec<Vec<u64>> {
-    let empty: Vec<Vec<u64>> = features
-        .iter()
-        .map(|f| vec![0; f.edges.len() + 2])
-        .collect();
     let parts = par::map_chunks(x, |chunk| {
-        let mut counts = empty.clone();
+        let mut counts = empty_counts(features);
         for row in chunk.axis_iter(Axis(0)) {
             for ((c, f), &v) in counts.iter_mut().zip(features).zip(row) {
                 c[f.bin(v)] += 1;
@@ -122,14 +124,32 @@ pub fn bin_counts(x: ArrayView2<'_, f64>, features: &[FeatureBaseline]) -> Vec<V
         }
         counts
     });
-    parts.into_iter().fold(empty, |mut acc, part| {
-        for (a, p) in acc.iter_mut().zip(part) {
-            for (x, y) in a.iter_mut().zip(p) {
-                *x += y;
+    merge_counts(features, parts)
+}
+
+/// Zero counts for every bin of every feature.
+pub(crate) fn empty_counts(features: &[FeatureBaseline]) -> Vec<Vec<u64>> {
+    features
+        .iter()
+        .map(|f| vec![0; f.edges.len() + 2])
+        .collect()
+}
+
+/// The sum of per-chunk bin counts.
+pub(crate) fn merge_counts(
+    features: &[FeatureBaseline],
+    parts: impl IntoIterator<Item = Vec<Vec<u64>>>,
+) -> Vec<Vec<u64>> {
+    parts
+        .into_iter()
+        .fold(empty_counts(features), |mut acc, part| {
+            for (a, p) in acc.iter_mut().zip(part) {
+                for (x, y) in a.iter_mut().zip(p) {
+                    *x += y;
+                }
             }
-        }
-        acc
-    })
+            acc
+        })
 }
 
 /// Counts as shares of their total.

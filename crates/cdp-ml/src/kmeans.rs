@@ -213,7 +213,7 @@ fn assign_with_distances(
 
 /// Nearest centroid of one row.
 #[inline]
-fn nearest(row: ndarray::ArrayView1<'_, f64>, centroids: &Array2<f64>) -> (u32, f64) {
+pub(crate) fn nearest(row: ndarray::ArrayView1<'_, f64>, centroids: &Array2<f64>) -> (u32, f64) {
     let mut best = (0u32, f64::INFINITY);
     for (c, centroid) in centroids.axis_iter(Axis(0)).enumerate() {
         let d: f64 = row

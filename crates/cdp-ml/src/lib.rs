@@ -34,7 +34,7 @@
 //! let features = vec!["spend_90d".to_string(), "txn_count_30d".to_string()];
 //! let settings = TaggerConfig { features: features.clone(), segments: Segments::Fixed(2), ..TaggerConfig::default() };
 //! let (tagger, _seconds) = Tagger::fit(x.view(), &features, &settings, None).unwrap();
-//! let tags = tagger.apply(x, &features, settings.psi_warning).unwrap();
+//! let tags = tagger.apply(x.view(), &features, settings.psi_warning).unwrap();
 //! assert_eq!(tagger.segments.len(), 2);
 //! assert_ne!(tags.segments[0], tags.segments[1]);
 //! assert_eq!(tags.segments[0], tags.segments[2]);

@@ -545,19 +545,59 @@ fn segment_name(themes: &[Theme], ranked: &[Side]) -> (String, Vec<usize>) {
     }
 }
 
-/// Customer tags: the tag of every theme side stronger than `threshold`,
-/// strongest first, at most `max`. Returns indices into [`tag_vocabulary`].
-pub fn customer_tags(themes: &[Theme], scores: &[f64], threshold: f64, max: usize) -> Vec<u16> {
-    let mut found: Vec<(f64, u16)> = Vec::new();
-    for (t, (theme, &s)) in themes.iter().zip(scores).enumerate() {
-        if s >= threshold {
-            found.push((s, (2 * t) as u16));
-        } else if -s >= threshold && theme.low.is_some() {
-            found.push((-s, (2 * t + 1) as u16));
-        }
+/// Most tags one customer carries.
+pub const MAX_TAGS: usize = 3;
+
+/// A customer's tags: up to [`MAX_TAGS`] indices into [`tag_vocabulary`],
+/// strongest first (a plain value: tagging a million customers allocates
+/// nothing per customer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TagList {
+    ids: [u16; MAX_TAGS],
+    len: u8,
+}
+
+impl TagList {
+    /// The tag indices, strongest first.
+    pub fn as_slice(&self) -> &[u16] {
+        &self.ids[..self.len as usize]
     }
-    found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    found.into_iter().take(max).map(|(_, i)| i).collect()
+}
+
+/// Customer tags: the tag of every theme side stronger than `threshold`,
+/// strongest first (ties: vocabulary order), at most [`MAX_TAGS`].
+pub fn customer_tags(themes: &[Theme], scores: &[f64], threshold: f64) -> TagList {
+    // The strongest sides so far, strongest first.
+    let mut best = [(0.0f64, 0u16); MAX_TAGS];
+    let mut len = 0usize;
+    for (t, (theme, &s)) in themes.iter().zip(scores).enumerate() {
+        let side = if s >= threshold {
+            Some((s, (2 * t) as u16))
+        } else if -s >= threshold && theme.low.is_some() {
+            Some((-s, (2 * t + 1) as u16))
+        } else {
+            None
+        };
+        let Some((strength, id)) = side else { continue };
+        // Insert after every stronger-or-equal side (earlier themes win ties).
+        let at = best[..len]
+            .iter()
+            .take_while(|(b, _)| *b >= strength)
+            .count();
+        if at >= MAX_TAGS {
+            continue;
+        }
+        let end = len.min(MAX_TAGS - 1);
+        best.copy_within(at..end, at + 1);
+        best[at] = (strength, id);
+        len = (len + 1).min(MAX_TAGS);
+    }
+    let mut list = TagList::default();
+    for (slot, (_, id)) in list.ids.iter_mut().zip(&best[..len]) {
+        *slot = *id;
+    }
+    list.len = len as u8;
+    list
 }
 
 /// The tag texts [`customer_tags`] indexes: for theme `t`, `2t` is its high
@@ -673,16 +713,26 @@ mod tests {
         let f = names(&FEATURES);
         let themes = themes_for(&f);
         let vocabulary = tag_vocabulary(&themes);
-        let tags = customer_tags(&themes, &[-1.5, 0.2, 2.5, 1.1, 0.0, 0.0], 1.0, 3);
-        let texts: Vec<&str> = tags
-            .iter()
-            .map(|&i| vocabulary[i as usize].as_str())
-            .collect();
-        assert_eq!(texts, ["traveller", "dormant", "foodie"]);
-        assert!(customer_tags(&themes, &[0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 1.0, 3).is_empty());
+        let text = |scores: &[f64]| -> Vec<String> {
+            customer_tags(&themes, scores, 1.0)
+                .as_slice()
+                .iter()
+                .map(|&i| vocabulary[i as usize].clone())
+                .collect()
+        };
         assert_eq!(
-            customer_tags(&themes, &[3.0, 2.0, 1.5, 1.2, 0.0, 0.0], 1.0, 2).len(),
-            2
+            text(&[-1.5, 0.2, 2.5, 1.1, 0.0, 0.0]),
+            ["traveller", "dormant", "foodie"]
+        );
+        assert!(text(&[0.5, 0.5, 0.5, 0.5, 0.5, 0.5]).is_empty());
+        // at most three, the strongest; ties keep vocabulary order
+        assert_eq!(
+            text(&[3.0, 2.0, 1.5, 2.0, 0.0, 1.2]),
+            ["frequent card user", "high spender", "foodie"]
+        );
+        assert_eq!(
+            text(&[0.0, 0.0, 0.0, 0.0, -4.0, 1.0]),
+            ["young", "high spend pace 7d vs 90d"]
         );
     }
 }

@@ -21,6 +21,7 @@
 
 use linfa::traits::PredictInplace;
 use linfa_linalg::eigh::{EigSort, Eigh};
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -159,34 +160,28 @@ impl Pca {
         Array2::from_shape_fn((m, d), |(c, j)| self.components[c][j])
     }
 
-    /// Component scores of every row of `x` (`n × m`).
-    ///
-    /// Each row is projected on its own with a fixed summation order, so a
-    /// customer's scores do not depend on which other rows are in the
-    /// batch, nor on the number of threads.
+    /// The `d × m` projection matrix (loadings by feature).
+    pub(crate) fn projection(&self) -> Array2<f64> {
+        self.components_matrix()
+            .t()
+            .as_standard_layout()
+            .into_owned()
+    }
+
+    /// Component scores of every row of `x` (`n × m`): the centred rows
+    /// times the projection, a matrix product per chunk of rows. A row's
+    /// scores do not depend on which other rows are in the batch (each
+    /// output element is the same dot product whatever the chunk's size).
     pub fn transform(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
-        let (m, d) = (self.n_components(), self.n_features());
-        // loadings by feature: w[j * m + c]
-        let w: Vec<f64> = (0..d)
-            .flat_map(|j| (0..m).map(move |c| (j, c)))
-            .map(|(j, c)| self.components[c][j])
-            .collect();
-        let mut out = Array2::<f64>::zeros((x.nrows(), m));
+        let projection = self.projection();
+        let mean = ndarray::ArrayView1::from(&self.mean);
+        let mut out = Array2::<f64>::zeros((x.nrows(), self.n_components()));
         out.axis_chunks_iter_mut(Axis(0), par::CHUNK_ROWS)
             .into_par_iter()
             .zip(x.axis_chunks_iter(Axis(0), par::CHUNK_ROWS))
             .for_each(|(mut scores, rows)| {
-                for (row, mut acc) in rows.axis_iter(Axis(0)).zip(scores.axis_iter_mut(Axis(0))) {
-                    let acc = acc
-                        .as_slice_mut()
-                        .expect("rows of a fresh array are contiguous");
-                    for (j, (&v, mu)) in row.iter().zip(&self.mean).enumerate() {
-                        let centred = v - mu;
-                        for (a, wc) in acc.iter_mut().zip(&w[j * m..(j + 1) * m]) {
-                            *a += centred * wc;
-                        }
-                    }
-                }
+                let centred = &rows - &mean;
+                general_mat_mul(1.0, &centred, &projection, 0.0, &mut scores);
             });
         out
     }

@@ -196,7 +196,7 @@ mod tests {
             ..TaggerConfig::default()
         };
         let (tagger, _) = Tagger::fit(x.view(), &names, &settings, None).unwrap();
-        let tags = tagger.apply(x, &names, 0.2).unwrap();
+        let tags = tagger.apply(x.view(), &names, 0.2).unwrap();
         let dir = tempfile::tempdir().unwrap();
 
         let svg = dir.path().join("segments.svg");

@@ -90,12 +90,7 @@ impl FeatureScale {
     /// The standardised value of one raw value (`NaN` = missing).
     #[inline]
     pub fn standardise(&self, raw: f64) -> f64 {
-        let v = if raw.is_finite() {
-            self.transform.apply(raw)
-        } else {
-            self.fill
-        };
-        (v.clamp(self.lower, self.upper) - self.mean) / self.scale
+        (self.clipped(raw) - self.mean) / self.scale
     }
 }
 
@@ -117,68 +112,65 @@ impl Scaler {
         sample: &[usize],
         fill_with_max: impl Fn(&str) -> bool + Sync,
     ) -> Result<Scaler> {
-        let partial: Vec<(Option<FeatureScale>, &String)> = names
+        let features = names
             .par_iter()
             .enumerate()
             .map(|(j, name)| {
-                let column = x.column(j);
-                let values: Vec<f64> = sample
-                    .iter()
-                    .map(|&r| column[r])
-                    .filter(|v| v.is_finite())
-                    .collect();
-                (
-                    fit_feature(name, &values, sample.len(), fill_with_max(name)),
-                    name,
-                )
+                let sorted = sorted_sample(x, j, sample);
+                FeatureScale::from_sorted(name, &sorted, sample.len(), fill_with_max(name))
             })
-            .collect();
-        let empty: Vec<String> = partial
+            .collect::<Vec<_>>();
+        let mut scaler = Scaler::without_moments(names, features)?;
+        let moments = par::map_chunks(x, |chunk| {
+            let clipped = scaler.clipped(chunk);
+            Moments::of_rows(clipped.view())
+        });
+        scaler.set_moments(&Moments::merge_all(moments));
+        Ok(scaler)
+    }
+
+    /// A scaler from per-feature fits without means and scales yet
+    /// ([`Scaler::set_moments`]); fails naming the features with no values.
+    pub(crate) fn without_moments(
+        names: &[String],
+        features: Vec<Option<FeatureScale>>,
+    ) -> Result<Scaler> {
+        let empty: Vec<String> = names
             .iter()
-            .filter(|(f, _)| f.is_none())
-            .map(|(_, n)| (*n).clone())
+            .zip(&features)
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| n.clone())
             .collect();
         if !empty.is_empty() {
             return Err(Error::EmptyFeatures { features: empty });
         }
-        let mut features: Vec<FeatureScale> = partial.into_iter().filter_map(|(f, _)| f).collect();
+        Ok(Scaler {
+            features: features.into_iter().flatten().collect(),
+        })
+    }
 
-        // Means and standard deviations over every row, of the clipped values.
-        let d = features.len();
-        let sums = par::map_chunks(x, |chunk| {
-            let mut s = vec![0.0; d];
-            for row in chunk.axis_iter(Axis(0)) {
-                for ((acc, f), &raw) in s.iter_mut().zip(&features).zip(row) {
-                    *acc += clipped(f, raw);
-                }
-            }
-            s
-        });
-        let n = x.nrows() as f64;
-        let means: Vec<f64> = (0..d)
-            .map(|j| sums.iter().map(|s| s[j]).sum::<f64>() / n)
-            .collect();
-        let squares = par::map_chunks(x, |chunk| {
-            let mut s = vec![0.0; d];
-            for row in chunk.axis_iter(Axis(0)) {
-                for (((acc, f), &raw), m) in s.iter_mut().zip(&features).zip(row).zip(&means) {
-                    let dev = clipped(f, raw) - m;
-                    *acc += dev * dev;
-                }
-            }
-            s
-        });
-        for (j, f) in features.iter_mut().enumerate() {
-            let var = squares.iter().map(|s| s[j]).sum::<f64>() / n;
-            let sd = var.sqrt();
-            f.mean = means[j];
-            f.scale = if sd > 1e-12 * means[j].abs().max(1.0) {
+    /// Sets means and scales from the moments of the clipped values.
+    pub(crate) fn set_moments(&mut self, moments: &Moments) {
+        for (j, f) in self.features.iter_mut().enumerate() {
+            let sd = moments.variance(j).sqrt();
+            f.mean = moments.mean[j];
+            f.scale = if sd > 1e-12 * f.mean.abs().max(1.0) {
                 sd
             } else {
                 1.0
             };
         }
-        Ok(Scaler { features })
+    }
+
+    /// Raw rows transformed, filled and clipped (not yet centred).
+    pub(crate) fn clipped(&self, rows: ArrayView2<'_, f64>) -> ndarray::Array2<f64> {
+        let mut out = ndarray::Array2::<f64>::zeros(rows.dim());
+        for (row, mut o) in rows.rows().into_iter().zip(out.rows_mut()) {
+            for ((v, &raw), f) in o.iter_mut().zip(row).zip(&self.features) {
+                *v = f.clipped(raw);
+            }
+        }
+        out
     }
 
     /// Feature names in column order.
@@ -203,53 +195,148 @@ impl Scaler {
     }
 }
 
-/// A raw value transformed, filled and clipped (not yet centred).
-#[inline]
-fn clipped(f: &FeatureScale, raw: f64) -> f64 {
-    let v = if raw.is_finite() {
-        f.transform.apply(raw)
-    } else {
-        f.fill
-    };
-    v.clamp(f.lower, f.upper)
+/// The finite values of column `j` at the `sample` rows, sorted.
+pub(crate) fn sorted_sample(x: ArrayView2<'_, f64>, j: usize, sample: &[usize]) -> Vec<f64> {
+    let column = x.column(j);
+    let mut values: Vec<f64> = sample
+        .iter()
+        .map(|&r| column[r])
+        .filter(|v| v.is_finite())
+        .collect();
+    values.sort_unstable_by(f64::total_cmp);
+    values
 }
 
-/// Transform, fill and clip bounds of one feature from its finite sample
-/// values; `None` when it has none. Mean and scale are set later.
-fn fit_feature(name: &str, values: &[f64], sampled: usize, max_fill: bool) -> Option<FeatureScale> {
-    if values.is_empty() {
-        return None;
+/// Count, means and summed squared deviations of some rows, per column;
+/// chunks merge exactly in order (Chan et al.'s pairwise update), so one
+/// pass gives means and variances whatever the number of threads.
+#[derive(Debug, Clone)]
+pub(crate) struct Moments {
+    count: f64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Moments {
+    pub(crate) fn new(columns: usize) -> Moments {
+        Moments {
+            count: 0.0,
+            mean: vec![0.0; columns],
+            m2: vec![0.0; columns],
+        }
     }
-    let skewness = skewness(values);
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let transform = if min >= 0.0 && skewness > LOG_SKEWNESS {
-        Transform::SignedLog1p
-    } else {
-        Transform::Identity
-    };
-    let mut t: Vec<f64> = values.iter().map(|&v| transform.apply(v)).collect();
-    t.sort_unstable_by(f64::total_cmp);
-    let fill_rule = if max_fill {
-        FillRule::Max
-    } else {
-        FillRule::Median
-    };
-    let fill = match fill_rule {
-        FillRule::Median => quantile(&t, 0.5),
-        FillRule::Max => t[t.len() - 1],
-    };
-    Some(FeatureScale {
-        name: name.to_string(),
-        transform,
-        skewness,
-        fill_rule,
-        fill,
-        missing_share: 1.0 - values.len() as f64 / sampled.max(1) as f64,
-        lower: quantile(&t, CLIP_QUANTILES.0),
-        upper: quantile(&t, CLIP_QUANTILES.1),
-        mean: 0.0,
-        scale: 1.0,
-    })
+
+    /// The moments of a block of rows (two passes over the block, which
+    /// is small enough to stay in cache).
+    pub(crate) fn of_rows(rows: ArrayView2<'_, f64>) -> Moments {
+        let columns = rows.ncols();
+        let mut moments = Moments::new(columns);
+        if rows.nrows() == 0 {
+            return moments;
+        }
+        for row in rows.rows() {
+            for (m, &v) in moments.mean.iter_mut().zip(row) {
+                *m += v;
+            }
+        }
+        let count = rows.nrows() as f64;
+        moments.mean.iter_mut().for_each(|m| *m /= count);
+        for row in rows.rows() {
+            for ((q, m), &v) in moments.m2.iter_mut().zip(&moments.mean).zip(row) {
+                *q += (v - m) * (v - m);
+            }
+        }
+        moments.count = count;
+        moments
+    }
+
+    /// Both sets of rows together.
+    fn merge(mut self, other: &Moments) -> Moments {
+        if other.count == 0.0 {
+            return self;
+        }
+        let count = self.count + other.count;
+        for j in 0..self.mean.len() {
+            let delta = other.mean[j] - self.mean[j];
+            self.m2[j] += other.m2[j] + delta * delta * self.count * other.count / count;
+            self.mean[j] += delta * other.count / count;
+        }
+        self.count = count;
+        self
+    }
+
+    /// Merges chunk moments in chunk order.
+    pub(crate) fn merge_all(parts: Vec<Moments>) -> Moments {
+        let columns = parts.first().map_or(0, |p| p.mean.len());
+        parts
+            .iter()
+            .fold(Moments::new(columns), |acc, p| acc.merge(p))
+    }
+
+    /// Population variance of column `j`.
+    fn variance(&self, j: usize) -> f64 {
+        if self.count > 0.0 {
+            (self.m2[j] / self.count).max(0.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+impl FeatureScale {
+    /// Transform, fill and clip bounds of one feature from its finite
+    /// sample values, sorted (`sampled` rows were drawn); `None` when it
+    /// has none. Mean and scale are set from the moments later.
+    pub(crate) fn from_sorted(
+        name: &str,
+        sorted: &[f64],
+        sampled: usize,
+        max_fill: bool,
+    ) -> Option<FeatureScale> {
+        if sorted.is_empty() {
+            return None;
+        }
+        let skewness = skewness(sorted);
+        let transform = if sorted[0] >= 0.0 && skewness > LOG_SKEWNESS {
+            Transform::SignedLog1p
+        } else {
+            Transform::Identity
+        };
+        // The transform is increasing: transformed values stay sorted.
+        let t: Vec<f64> = sorted.iter().map(|&v| transform.apply(v)).collect();
+        let fill_rule = if max_fill {
+            FillRule::Max
+        } else {
+            FillRule::Median
+        };
+        let fill = match fill_rule {
+            FillRule::Median => quantile(&t, 0.5),
+            FillRule::Max => t[t.len() - 1],
+        };
+        Some(FeatureScale {
+            name: name.to_string(),
+            transform,
+            skewness,
+            fill_rule,
+            fill,
+            missing_share: 1.0 - sorted.len() as f64 / sampled.max(1) as f64,
+            lower: quantile(&t, CLIP_QUANTILES.0),
+            upper: quantile(&t, CLIP_QUANTILES.1),
+            mean: 0.0,
+            scale: 1.0,
+        })
+    }
+
+    /// A raw value transformed, filled and clipped (not yet centred).
+    #[inline]
+    pub(crate) fn clipped(&self, raw: f64) -> f64 {
+        let v = if raw.is_finite() {
+            self.transform.apply(raw)
+        } else {
+            self.fill
+        };
+        v.clamp(self.lower, self.upper)
+    }
 }
 
 /// Sample skewness (third standardised moment); 0 for a constant.

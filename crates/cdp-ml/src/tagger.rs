@@ -16,6 +16,7 @@ use std::time::Instant;
 use cdp_core::config::{Segments, TaggerConfig};
 use chrono::{DateTime, NaiveDate, Utc};
 use globset::{Glob, GlobSetBuilder};
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -23,16 +24,13 @@ use serde::{Deserialize, Serialize};
 use crate::drift::{self, Baseline, DriftReport, FeatureBaseline};
 use crate::error::{Error, Result};
 use crate::kmeans::{self, Candidate};
-use crate::names::{self, Theme};
+use crate::names::{self, TagList, Theme};
 use crate::par;
 use crate::pca::{Keep, Pca};
-use crate::scale::{QUANTILE_SAMPLE, Scaler};
+use crate::scale::{self, FeatureScale, Moments, QUANTILE_SAMPLE, Scaler};
 
 /// Version of the model file layout.
 pub const FORMAT: u32 = 1;
-
-/// Most tags one customer carries.
-pub const MAX_TAGS: usize = 3;
 
 /// Loadings and profile entries kept per component and segment for people.
 const TOP: usize = 6;
@@ -141,7 +139,7 @@ pub struct Tags {
     /// Segment of each row (0-based index into [`Tagger::segments`]).
     pub segments: Vec<u32>,
     /// Tags of each row: indices into [`Tagger::tag_vocabulary`].
-    pub tags: Vec<Vec<u16>>,
+    pub tags: Vec<TagList>,
     /// Drift against the fit-time population.
     pub drift: DriftReport,
     /// Missing values filled during standardisation.
@@ -174,16 +172,71 @@ impl Tagger {
                 why: "two customers per possible segment, and ten at least",
             });
         }
-        let data_hash = data_hash(x, features);
+        let d = features.len();
+        // 1. From a sample, per feature: the standardisation's transform,
+        //    fill and clip bounds, and the drift deciles (one sort each).
         let sample = par::sample_rows(n, QUANTILE_SAMPLE, settings.seed, SALT_SCALE);
-        let baseline_features = baseline_features(x, features, &sample);
-        let counts = drift::bin_counts(x, &baseline_features);
-        clock.lap("baseline");
-
         let patterns = fill_patterns(&settings.fill_with_max);
-        let scaler = Scaler::fit(x, features, &sample, |name| patterns.is_match(name))?;
-        let mut z = x.to_owned();
-        scaler.transform_inplace(z.view_mut());
+        let (scales, mut baseline_features): (Vec<_>, Vec<_>) = features
+            .par_iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let sorted = scale::sorted_sample(x, j, &sample);
+                (
+                    FeatureScale::from_sorted(name, &sorted, sample.len(), patterns.is_match(name)),
+                    FeatureBaseline::edges_from_sorted(name, &sorted),
+                )
+            })
+            .unzip();
+        let mut scaler = Scaler::without_moments(features, scales)?;
+        clock.lap("sample");
+
+        // 2. One pass over every row: the data hash, the drift bin counts,
+        //    and the clipped values with their means and variances.
+        let mut z = Array2::<f64>::zeros((n, d));
+        let parts: Vec<(u64, Vec<Vec<u64>>, Moments)> = x
+            .axis_chunks_iter(Axis(0), par::CHUNK_ROWS)
+            .into_par_iter()
+            .zip(z.axis_chunks_iter_mut(Axis(0), par::CHUNK_ROWS))
+            .map(|(rows, mut clipped)| {
+                let mut counts = drift::empty_counts(&baseline_features);
+                for (row, mut out) in rows.rows().into_iter().zip(clipped.rows_mut()) {
+                    for ((((&raw, o), c), b), f) in row
+                        .iter()
+                        .zip(out.iter_mut())
+                        .zip(counts.iter_mut())
+                        .zip(&baseline_features)
+                        .zip(&scaler.features)
+                    {
+                        c[b.bin(raw)] += 1;
+                        *o = f.clipped(raw);
+                    }
+                }
+                (chunk_digest(rows), counts, Moments::of_rows(clipped.view()))
+            })
+            .collect();
+        let data_hash = data_hash(parts.iter().map(|p| p.0), n, features);
+        let mut all_moments = Vec::with_capacity(parts.len());
+        let mut all_counts = Vec::with_capacity(parts.len());
+        for (_, counts, moments) in parts {
+            all_counts.push(counts);
+            all_moments.push(moments);
+        }
+        let counts = drift::merge_counts(&baseline_features, all_counts);
+        scaler.set_moments(&Moments::merge_all(all_moments));
+        for (f, c) in baseline_features.iter_mut().zip(&counts) {
+            f.shares = drift::shares(c);
+        }
+        clock.lap("scan");
+
+        // 3. Standardised in place: exactly `FeatureScale::standardise`.
+        par::for_each_chunk_mut(z.view_mut(), |mut chunk| {
+            for mut row in chunk.rows_mut() {
+                for (v, f) in row.iter_mut().zip(&scaler.features) {
+                    *v = (*v - f.mean) / f.scale;
+                }
+            }
+        });
         clock.lap("standardise");
 
         let pca = Pca::fit(
@@ -256,14 +309,7 @@ impl Tagger {
             segment.name = name;
         }
         let baseline = Baseline {
-            features: baseline_features
-                .into_iter()
-                .zip(&counts)
-                .map(|(mut f, c)| {
-                    f.shares = drift::shares(c);
-                    f
-                })
-                .collect(),
+            features: baseline_features,
             segments: segments.iter().map(|s| s.share).collect(),
         };
         clock.lap("name");
@@ -343,47 +389,90 @@ impl Tagger {
     }
 
     /// Tags a population (rows = customers, columns = `features`, which
-    /// must be the tagger's, in its order), consuming `x`. Drift warnings
-    /// are raised above `psi_warning`.
-    pub fn apply(&self, mut x: Array2<f64>, features: &[String], psi_warning: f64) -> Result<Tags> {
-        let mut clock = Clock::new();
-        check_columns(&self.features, x.view(), features)?;
-        let counts = drift::bin_counts(x.view(), &self.baseline.features);
-        clock.lap("baseline");
-        let filled = self.scaler.transform_inplace(x.view_mut());
-        clock.lap("standardise");
-        let scores = self.pca.transform(x.view());
-        drop(x);
-        clock.lap("pca");
-        let mut tags = self.finish(scores, counts, filled, psi_warning);
-        clock.lap("assign");
-        tags.seconds = clock.seconds;
-        Ok(tags)
-    }
-
-    /// Segments, tags and drift from component scores: the part fit and
-    /// apply share, so both tag a population identically.
-    fn finish(
+    /// must be the tagger's, in its order). Drift warnings are raised above
+    /// `psi_warning`.
+    ///
+    /// One parallel pass per chunk of rows does everything: drift bin
+    /// counts of the raw values, standardisation, the projection on the
+    /// components (a matrix product), the nearest centroid and the tags. A
+    /// row's result depends on that row alone.
+    pub fn apply(
         &self,
-        scores: Array2<f64>,
-        counts: Vec<Vec<u64>>,
-        filled: u64,
+        x: ArrayView2<'_, f64>,
+        features: &[String],
         psi_warning: f64,
-    ) -> Tags {
-        let segments = kmeans::assign(scores.view(), &self.centroids());
-        let tags = self.customer_tags(scores.view());
+    ) -> Result<Tags> {
+        let mut clock = Clock::new();
+        check_columns(&self.features, x, features)?;
+        let n = x.nrows();
+        let m = self.pca.n_components();
+        let projection = self.pca.projection();
+        let centroids = self.centroids();
+        let (through, offset) = self.theme_projection();
+        let threshold = self.settings.tag_threshold;
+        let mut scores = Array2::<f64>::zeros((n, m));
+        let mut segments = vec![0u32; n];
+        let mut tags = vec![TagList::default(); n];
+        let parts: Vec<(Vec<Vec<u64>>, u64)> = x
+            .axis_chunks_iter(Axis(0), par::CHUNK_ROWS)
+            .into_par_iter()
+            .zip(scores.axis_chunks_iter_mut(Axis(0), par::CHUNK_ROWS))
+            .zip(segments.par_chunks_mut(par::CHUNK_ROWS))
+            .zip(tags.par_chunks_mut(par::CHUNK_ROWS))
+            .map(|(((rows, mut chunk_scores), chunk_segments), chunk_tags)| {
+                let mut counts = drift::empty_counts(&self.baseline.features);
+                let mut filled = 0u64;
+                let mut centred = Array2::<f64>::zeros(rows.dim());
+                for (row, mut out) in rows.rows().into_iter().zip(centred.rows_mut()) {
+                    for (((((&raw, o), c), b), f), mu) in row
+                        .iter()
+                        .zip(out.iter_mut())
+                        .zip(counts.iter_mut())
+                        .zip(&self.baseline.features)
+                        .zip(&self.scaler.features)
+                        .zip(&self.pca.mean)
+                    {
+                        filled += u64::from(!raw.is_finite());
+                        c[b.bin(raw)] += 1;
+                        *o = f.standardise(raw) - mu;
+                    }
+                }
+                general_mat_mul(1.0, &centred, &projection, 0.0, &mut chunk_scores);
+                let mut theme_scores = vec![0.0; offset.len()];
+                for ((row, segment), tag) in chunk_scores
+                    .rows()
+                    .into_iter()
+                    .zip(chunk_segments.iter_mut())
+                    .zip(chunk_tags.iter_mut())
+                {
+                    *segment = kmeans::nearest(row, &centroids).0;
+                    theme_scores.copy_from_slice(&offset);
+                    for (s, t) in row.iter().zip(&through) {
+                        for (acc, w) in theme_scores.iter_mut().zip(t) {
+                            *acc += s * w;
+                        }
+                    }
+                    *tag = names::customer_tags(&self.themes, &theme_scores, threshold);
+                }
+                (counts, filled)
+            })
+            .collect();
+        let filled = parts.iter().map(|p| p.1).sum();
+        let counts = drift::merge_counts(&self.baseline.features, parts.into_iter().map(|p| p.0));
+        clock.lap("tag");
         let names: Vec<String> = self.segments.iter().map(|s| s.name.clone()).collect();
         let drift = self
             .baseline
             .compare_counts(&counts, &segments, &names, psi_warning);
-        Tags {
+        clock.lap("drift");
+        Ok(Tags {
             scores,
             segments,
             tags,
             drift,
             filled,
-            seconds: BTreeMap::new(),
-        }
+            seconds: clock.seconds,
+        })
     }
 
     /// The `k × m` centroid matrix.
@@ -397,43 +486,23 @@ impl Tagger {
         names::tag_vocabulary(&self.themes)
     }
 
-    /// Each row's tags: the themes its PCA profile stands out on. A theme
-    /// score is linear in the profile, so it is computed straight from the
-    /// component scores through one small `components × themes` matrix.
-    fn customer_tags(&self, scores: ArrayView2<'_, f64>) -> Vec<Vec<u16>> {
+    /// Theme scores are linear in the PCA profile (`scores · components
+    /// + mean`), so they come straight from component scores: returns the
+    /// `components × themes` matrix and the themes' offset.
+    fn theme_projection(&self) -> (Vec<Vec<f64>>, Vec<f64>) {
         let weights = names::theme_weights(&self.themes, &self.features);
-        let m = self.pca.n_components();
-        let through: Vec<Vec<f64>> = (0..m)
-            .map(|c| {
+        let through = self
+            .pca
+            .components
+            .iter()
+            .map(|axis| {
                 weights
                     .iter()
-                    .map(|w| {
-                        w.iter()
-                            .zip(&self.pca.components[c])
-                            .map(|(a, b)| a * b)
-                            .sum()
-                    })
+                    .map(|w| w.iter().zip(axis).map(|(a, b)| a * b).sum())
                     .collect()
             })
             .collect();
-        let offset = names::theme_scores(&weights, &self.pca.mean);
-        let threshold = self.settings.tag_threshold;
-        let parts = par::map_chunks(scores, |chunk| {
-            let mut theme_scores = vec![0.0; offset.len()];
-            chunk
-                .axis_iter(Axis(0))
-                .map(|row| {
-                    theme_scores.copy_from_slice(&offset);
-                    for (s, t) in row.iter().zip(&through) {
-                        for (acc, w) in theme_scores.iter_mut().zip(t) {
-                            *acc += s * w;
-                        }
-                    }
-                    names::customer_tags(&self.themes, &theme_scores, threshold, MAX_TAGS)
-                })
-                .collect::<Vec<_>>()
-        });
-        parts.into_iter().flatten().collect()
+        (through, names::theme_scores(&weights, &self.pca.mean))
     }
 }
 
@@ -466,44 +535,23 @@ fn fill_patterns(patterns: &[String]) -> globset::GlobSet {
         .unwrap_or_else(|_| globset::GlobSet::empty())
 }
 
-/// Decile edges of every feature from the sample rows.
-fn baseline_features(
-    x: ArrayView2<'_, f64>,
-    features: &[String],
-    sample: &[usize],
-) -> Vec<FeatureBaseline> {
-    features
-        .par_iter()
-        .enumerate()
-        .map(|(j, name)| {
-            let column = x.column(j);
-            let mut values: Vec<f64> = sample
-                .iter()
-                .map(|&r| column[r])
-                .filter(|v| v.is_finite())
-                .collect();
-            FeatureBaseline::edges_from(name, &mut values)
-        })
-        .collect()
+/// The xxh3 digest of a chunk's raw values' bits, row by row.
+fn chunk_digest(rows: ArrayView2<'_, f64>) -> u64 {
+    let mut bytes = Vec::with_capacity(rows.len() * 8);
+    for v in rows.iter() {
+        bytes.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
-/// xxh3-128 of the names and the raw values' bits, row by row: chunk
-/// digests in parallel, then a digest of those.
-fn data_hash(x: ArrayView2<'_, f64>, features: &[String]) -> String {
-    use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
-    let digests = par::map_chunks(x, |chunk| {
-        let mut bytes = Vec::with_capacity(chunk.len() * 8);
-        for v in chunk.iter() {
-            bytes.extend_from_slice(&v.to_bits().to_le_bytes());
-        }
-        xxh3_64(&bytes)
-    });
+/// xxh3-128 of the feature names, the row count and the chunk digests.
+fn data_hash(digests: impl Iterator<Item = u64>, rows: usize, features: &[String]) -> String {
     let mut all = features.join("\u{1f}").into_bytes();
-    all.extend_from_slice(&(x.nrows() as u64).to_le_bytes());
+    all.extend_from_slice(&(rows as u64).to_le_bytes());
     for d in digests {
         all.extend_from_slice(&d.to_le_bytes());
     }
-    format!("xxh3-128:{:032x}", xxh3_128(&all))
+    format!("xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(&all))
 }
 
 /// Components named from their loadings.
@@ -675,7 +723,7 @@ pub(crate) mod tests {
     ) -> (Tagger, Tags) {
         let (tagger, _) = Tagger::fit(x.view(), names, settings, None).unwrap();
         let tagger = tagger.through_json().unwrap();
-        let tags = tagger.apply(x.clone(), names, 0.2).unwrap();
+        let tags = tagger.apply(x.view(), names, 0.2).unwrap();
         (tagger, tags)
     }
 
@@ -702,7 +750,12 @@ pub(crate) mod tests {
         let travellers_tagged = persona
             .iter()
             .zip(&tags.tags)
-            .filter(|(p, t)| **p == 0 && t.iter().any(|&i| vocabulary[i as usize] == "traveller"))
+            .filter(|(p, t)| {
+                **p == 0
+                    && t.as_slice()
+                        .iter()
+                        .any(|&i| vocabulary[i as usize] == "traveller")
+            })
             .count();
         let travellers = persona.iter().filter(|p| **p == 0).count();
         assert!(
@@ -729,11 +782,11 @@ pub(crate) mod tests {
         {
             assert!((p - q).abs() <= 1e-15 * q.abs().max(1e-300), "{p} {q}");
         }
-        let first = stored.apply(x.clone(), &names, 0.2).unwrap();
+        let first = stored.apply(x.view(), &names, 0.2).unwrap();
         let again = stored
             .through_json()
             .unwrap()
-            .apply(x.clone(), &names, 0.2)
+            .apply(x.view(), &names, 0.2)
             .unwrap();
         assert_eq!(again.scores, first.scores);
         assert_eq!(again.segments, first.segments);
@@ -742,7 +795,7 @@ pub(crate) mod tests {
         assert!(again.drift.features.iter().all(|p| p.psi.abs() < 1e-12));
         assert!(again.drift.segments_psi.abs() < 1e-6);
         // the in-memory model tags the same segments
-        let in_memory = a.apply(x.clone(), &names, 0.2).unwrap();
+        let in_memory = a.apply(x.view(), &names, 0.2).unwrap();
         assert_eq!(in_memory.segments, first.segments);
         // another seed is another model of the same data
         let other = TaggerConfig {
@@ -764,7 +817,7 @@ pub(crate) mod tests {
         tomorrow
             .slice_mut(ndarray::s![..500, ..])
             .assign(&x.slice(ndarray::s![..500, ..]));
-        let later = tagger.apply(tomorrow, &names, 0.2).unwrap();
+        let later = tagger.apply(tomorrow.view(), &names, 0.2).unwrap();
         assert_eq!(later.segments[..500], tags.segments[..500]);
         assert_eq!(later.tags[..500], tags.tags[..500]);
         assert_eq!(
@@ -788,7 +841,7 @@ pub(crate) mod tests {
         let (tagger, _) = Tagger::fit(x.view(), &names, &settings(), None).unwrap();
         let mut swapped = names.clone();
         swapped.swap(0, 1);
-        let err = tagger.apply(x.clone(), &swapped, 0.2).unwrap_err();
+        let err = tagger.apply(x.view(), &swapped, 0.2).unwrap_err();
         assert!(matches!(err, Error::Columns { .. }), "{err}");
         let small = x.slice(ndarray::s![..15, ..]);
         let err = Tagger::fit(small, &names, &settings(), None).unwrap_err();
