@@ -8,14 +8,36 @@ SELECT source_key AS customer_id, unified_id
 FROM build.identity_map
 WHERE source = 'customers';
 
+-- build.txn and build.devices are what the feature families scan: a build
+-- computes each once (into scratch files) before the families run, so they
+-- carry the columns features read, not every column of the source (the
+-- as-of views build.transactions and build.device_events have them all).
 CREATE VIEW build.txn AS
-SELECT l.unified_id, t.*
+SELECT l.unified_id,
+       t.bdate,
+       t.days_ago,
+       t.amount,
+       t.currency,
+       t.amount_cny,
+       t.mcc,
+       t.category,
+       t.merchant_id,
+       t.channel,
+       t.country,
+       t.status
 FROM build.transactions t
 JOIN build.customer_links l ON l.customer_id = t.customer_id;
 
 -- Logged-in device events (a customer_id is only present after login).
 CREATE VIEW build.devices AS
-SELECT l.unified_id, d.*
+SELECT l.unified_id,
+       d.bdate,
+       d.days_ago,
+       d.device_id,
+       d.event_type,
+       d.os,
+       d.geo_country,
+       d.rooted
 FROM build.device_events d
 JOIN build.customer_links l ON l.customer_id = d.customer_id;
 

@@ -13,6 +13,7 @@
 //!    same D replaces it atomically.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,8 +22,10 @@ use cdp_core::progress::Progress;
 use chrono::{Days, NaiveDate, SecondsFormat, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -30,9 +33,10 @@ use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use serde::Serialize;
 use tracing::instrument;
+use url::Url;
 
 use crate::error::{Error, Result};
-use crate::features::FeatureRegistry;
+use crate::features::{Family, FeatureRegistry};
 use crate::identity::{KeyKind, Resolver, format_unified_id, parse_unified_id};
 use crate::session::Engine;
 use crate::sql::{Params, render, statements};
@@ -44,6 +48,12 @@ pub const ASOF_SQL: &str = include_str!("../../../pipelines/views/asof.sql");
 pub const ENTITIES_SQL: &str = include_str!("../../../pipelines/views/entities.sql");
 /// The unified customer view.
 pub const CUSTOMER_360_SQL: &str = include_str!("../../../pipelines/views/customer_360.sql");
+
+/// Entity views (`pipelines/views/entities.sql`) that several feature
+/// families scan. Each is computed once per build into local scratch Parquet
+/// that the families read: as a view it would redo its bronze scan and
+/// identity join for every family (and every CTE) that reads it.
+pub const SHARED_VIEWS: [&str; 2] = ["txn", "devices"];
 
 /// The silver tables a build writes.
 pub const SILVER_TABLES: [&str; 3] = ["identity_map", "customer_360", "features"];
@@ -81,10 +91,6 @@ pub async fn build(
 ) -> Result<BuildReport> {
     let started = Instant::now();
     let mut seconds = BTreeMap::new();
-    let mut lap = |name: &str, since: &mut Instant| {
-        seconds.insert(name.to_string(), since.elapsed().as_secs_f64());
-        *since = Instant::now();
-    };
     let mut clock = Instant::now();
     let lake = engine.lake();
     let current = lake.read_manifest::<LayerManifest>("silver").await?;
@@ -143,7 +149,7 @@ pub async fn build(
         "identity_map".to_string(),
         write_table(engine, frame, "identity_map", as_of, &run).await?,
     );
-    lap("identity", &mut clock);
+    lap(&mut seconds, "identity", &mut clock);
     progress.advance(1);
 
     // 3. Customer 360.
@@ -157,17 +163,49 @@ pub async fn build(
     let c360 = tables::listing_table(engine, &files.files, "build.customer_360").await?;
     tables::register(engine, "build.customer_360", c360)?;
     written.insert("customer_360".to_string(), files);
-    lap("customer_360", &mut clock);
+    lap(&mut seconds, "customer_360", &mut clock);
     progress.advance(1);
 
-    // 4. Features.
-    let sql = features_sql(engine, registry, &params).await?;
-    let frame = query(engine, "silver.features", &sql).await?;
+    // 4. Features: the entity views several families scan, computed once;
+    // then each family on its own; then all of them joined onto the persons.
+    let scratch = engine.scratch_dir()?;
+    for view in SHARED_VIEWS {
+        let name = format!("build.{view}");
+        let frame = query(
+            engine,
+            "pipelines/views/entities.sql",
+            &format!("SELECT * FROM {name}"),
+        )
+        .await?;
+        let table = materialize(engine, frame, &scratch.path().join(view), &name).await?;
+        tables::register(engine, &name, table)?;
+        lap(&mut seconds, &format!("features/{view}"), &mut clock);
+    }
+    for family in registry.families() {
+        let name = format!("build.{}", family_table(&family.name));
+        let frame = family_frame(engine, family, &params).await?;
+        let dir = scratch.path().join(family_table(&family.name));
+        let table = materialize(engine, frame, &dir, &name).await?;
+        tables::register(engine, &name, table)?;
+        lap(
+            &mut seconds,
+            &format!("features/{}", family_table(&family.name)),
+            &mut clock,
+        );
+    }
+    let frame = query(engine, "silver.features", &features_sql(registry)).await?;
     written.insert(
         "features".to_string(),
         write_table(engine, frame, "features", as_of, &run).await?,
     );
-    lap("features", &mut clock);
+    drop(scratch);
+    lap(&mut seconds, "features/join", &mut clock);
+    let features: f64 = seconds
+        .iter()
+        .filter(|(stage, _)| stage.starts_with("features/"))
+        .map(|(_, s)| s)
+        .sum();
+    seconds.insert("features".into(), features);
     progress.advance(1);
 
     // 5. Publish.
@@ -183,7 +221,7 @@ pub async fn build(
         },
     );
     lake.publish("silver", &manifest, Some(version)).await?;
-    lap("publish", &mut clock);
+    lap(&mut seconds, "publish", &mut clock);
     progress.advance(1);
     progress.finish();
     seconds.insert("total".into(), started.elapsed().as_secs_f64());
@@ -199,6 +237,12 @@ pub async fn build(
         features: registry.features().count(),
         seconds,
     })
+}
+
+/// Records the seconds since `since` as stage `name` and restarts the clock.
+fn lap(seconds: &mut BTreeMap<String, f64>, name: &str, since: &mut Instant) {
+    seconds.insert(name.to_string(), since.elapsed().as_secs_f64());
+    *since = Instant::now();
 }
 
 /// A batch cut into session-sized batches spread over the session's
@@ -290,14 +334,10 @@ async fn write_table(
         // Nothing to write still makes a (schema-only) file, so the table
         // of this snapshot exists for readers.
         let path = format!("{dir}part-empty.parquet");
-        let mut bytes = Vec::new();
-        let encode = |e: datafusion::parquet::errors::ParquetError| Error::Encode {
-            format: "parquet",
-            source: Box::new(e),
-        };
-        let writer = ArrowWriter::try_new(&mut bytes, schema, None).map_err(encode)?;
-        writer.close().map_err(encode)?;
-        engine.lake().put(&path, bytes.into()).await?;
+        engine
+            .lake()
+            .put(&path, empty_parquet(schema)?.into())
+            .await?;
         files.push(path);
     }
     files.sort();
@@ -578,44 +618,46 @@ where
     Ok(())
 }
 
-/// The features query: every family joined onto the persons of the
-/// customer_360, with declared defaults and types.
-async fn features_sql(
-    engine: &Engine,
-    registry: &FeatureRegistry,
-    params: &Params,
-) -> Result<String> {
-    let mut ctes = Vec::new();
+/// The table a family's features are held in during a build.
+fn family_table(family: &str) -> String {
+    format!("f_{family}")
+}
+
+/// Plans one family's SQL and checks that it returns `unified_id` and
+/// exactly the family's declared features.
+async fn family_frame(engine: &Engine, family: &Family, params: &Params) -> Result<DataFrame> {
+    let file = format!("pipelines/features/{}.sql", family.name);
+    let sql = render(&file, &family.sql, params)?;
+    let frame = query(engine, &file, &sql).await?;
+    let produced: Vec<&String> = frame.schema().fields().iter().map(|f| f.name()).collect();
+    let declared: Vec<&str> = family.features.iter().map(|f| f.name.as_str()).collect();
+    let missing: Vec<&&str> = declared
+        .iter()
+        .filter(|d| !produced.iter().any(|p| p == *d))
+        .collect();
+    let extra: Vec<&&String> = produced
+        .iter()
+        .filter(|p| **p != "unified_id" && !declared.contains(&p.as_str()))
+        .collect();
+    if !produced.iter().any(|p| *p == "unified_id") || !missing.is_empty() || !extra.is_empty() {
+        return Err(Error::FeatureOutput {
+            family: family.name.clone(),
+            reason: format!(
+                "the SQL must return unified_id and exactly the declared features; missing {missing:?}, undeclared {extra:?}"
+            ),
+        });
+    }
+    Ok(frame)
+}
+
+/// The `silver.features` query: every family's table LEFT JOINed onto the
+/// persons of the customer_360, declared defaults by COALESCE, declared
+/// types by CAST.
+pub fn features_sql(registry: &FeatureRegistry) -> String {
     let mut columns = vec!["c.as_of".to_string(), "c.unified_id".to_string()];
     let mut joins = Vec::new();
     for family in registry.families() {
-        let file = format!("pipelines/features/{}.sql", family.name);
-        let sql = render(&file, &family.sql, params)?;
-        let frame = query(engine, &file, &sql).await?;
-        let produced: Vec<String> = frame
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let declared: Vec<&str> = family.features.iter().map(|f| f.name.as_str()).collect();
-        let missing: Vec<&&str> = declared
-            .iter()
-            .filter(|d| !produced.iter().any(|p| p == **d))
-            .collect();
-        let extra: Vec<&String> = produced
-            .iter()
-            .filter(|p| *p != "unified_id" && !declared.contains(&p.as_str()))
-            .collect();
-        if !produced.iter().any(|p| p == "unified_id") || !missing.is_empty() || !extra.is_empty() {
-            return Err(Error::FeatureOutput {
-                family: family.name.clone(),
-                reason: format!(
-                    "the SQL must return unified_id and exactly the declared features; missing {missing:?}, undeclared {extra:?}"
-                ),
-            });
-        }
-        let alias = format!("f_{}", family.name);
+        let alias = family_table(&family.name);
         for f in &family.features {
             let value = match &f.default {
                 Some(d) => format!("COALESCE({alias}.{}, {d})", f.name),
@@ -627,16 +669,73 @@ async fn features_sql(
             });
         }
         joins.push(format!(
-            "LEFT JOIN {alias} ON {alias}.unified_id = c.unified_id"
+            "LEFT JOIN build.{alias} {alias} ON {alias}.unified_id = c.unified_id"
         ));
-        ctes.push(format!("{alias} AS (\n{sql}\n)"));
     }
-    Ok(format!(
-        "WITH {}\nSELECT {}\nFROM build.customer_360 c\n{}",
-        ctes.join(",\n"),
+    format!(
+        "SELECT {}\nFROM build.customer_360 c\n{}",
         columns.join(",\n       "),
         joins.join("\n")
-    ))
+    )
+}
+
+/// Runs `frame` into Parquet files in the local folder `dir` (fast
+/// compression: they live for one build) and returns a table over them.
+async fn materialize(
+    engine: &Engine,
+    frame: DataFrame,
+    dir: &Path,
+    name: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    let url = Url::from_directory_path(dir)
+        .map_err(|()| Error::Scratch {
+            dir: dir.to_path_buf(),
+            source: std::io::Error::other("not an absolute path"),
+        })?
+        .to_string();
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let mut options = TableParquetOptions::default();
+    options.global = engine
+        .context()
+        .state()
+        .config()
+        .options()
+        .execution
+        .parquet
+        .clone();
+    options.global.compression = Some("lz4_raw".into());
+    frame
+        .write_parquet(&url, DataFrameWriteOptions::new(), Some(options))
+        .await
+        .map_err(Error::datafusion(format!("cannot compute {name}")))?;
+    let has_files = std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().next().is_some())
+        .unwrap_or(false);
+    if !has_files {
+        // No rows, no files: one schema-only file keeps the table readable.
+        std::fs::create_dir_all(dir).map_err(|source| Error::Scratch {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let bytes = empty_parquet(schema)?;
+        std::fs::write(dir.join("part-empty.parquet"), bytes).map_err(|source| Error::Scratch {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    tables::parquet_table(engine, &[url], name).await
+}
+
+/// A Parquet file with `schema` and no rows.
+fn empty_parquet(schema: SchemaRef) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let encode = |e: datafusion::parquet::errors::ParquetError| Error::Encode {
+        format: "parquet",
+        source: Box::new(e),
+    };
+    let writer = ArrowWriter::try_new(&mut bytes, schema, None).map_err(encode)?;
+    writer.close().map_err(encode)?;
+    Ok(bytes)
 }
 
 /// The cutoff instant as text, for logs and reports.

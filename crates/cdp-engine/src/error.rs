@@ -53,6 +53,13 @@ pub enum Error {
     #[error("feature family {family}: {reason}")]
     FeatureOutput { family: String, reason: String },
 
+    /// A job's local scratch folder cannot be made.
+    #[error("cannot make a scratch folder under {dir}: {source}")]
+    Scratch {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+
     /// `cdp features describe NAME` for a name the registry lacks.
     #[error("no feature named {name:?}; `cdp features list` shows them all")]
     UnknownFeature { name: String },

@@ -68,6 +68,7 @@ pub struct Engine {
     lake: Lake,
     calendar: BusinessCalendar,
     lake_url: Url,
+    spill_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -128,6 +129,7 @@ impl Engine {
             lake,
             calendar,
             lake_url,
+            spill_dir: options.spill_dir.clone(),
         })
     }
 
@@ -144,6 +146,19 @@ impl Engine {
     /// The business calendar as-of dates are interpreted in.
     pub fn calendar(&self) -> &BusinessCalendar {
         &self.calendar
+    }
+
+    /// A fresh local folder for a job's intermediate files, under the spill
+    /// folder (or the system temporary folder); removed when dropped.
+    pub fn scratch_dir(&self) -> Result<tempfile::TempDir> {
+        let parent = self.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+        tempfile::Builder::new()
+            .prefix("cdp-scratch-")
+            .tempdir_in(&parent)
+            .map_err(|source| Error::Scratch {
+                dir: parent,
+                source,
+            })
     }
 
     /// The URL DataFusion knows lake object `relative` by.

@@ -239,14 +239,25 @@ pub async fn listing_table(
     paths: &[String],
     name: &str,
 ) -> Result<Arc<dyn TableProvider>> {
+    let urls: Vec<String> = paths.iter().map(|p| engine.url(p)).collect();
+    parquet_table(engine, &urls, name).await
+}
+
+/// A Parquet table over these URLs: files, or folders (every `.parquet`
+/// file inside). The first file gives the schema.
+pub async fn parquet_table(
+    engine: &Engine,
+    urls: &[String],
+    name: &str,
+) -> Result<Arc<dyn TableProvider>> {
     let what = || format!("cannot open table {name}");
-    let urls = paths
+    let urls = urls
         .iter()
-        .map(|p| ListingTableUrl::parse(engine.url(p)))
+        .map(ListingTableUrl::parse)
         .collect::<datafusion::error::Result<Vec<_>>>()
         .map_err(Error::datafusion(what()))?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let format = ParquetFormat::default();
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .infer_schema(&engine.context().state())
