@@ -372,7 +372,7 @@ fn planted_personas_are_recovered() {
     let table = Contingency::new(truth.iter().zip(&segments));
     let ari = table.adjusted_rand_index();
     println!("personas × segments (tagger v2, {D2}), ARI {ari:.3}\n{table}");
-    assert!(ari > 0.7, "ARI {ari:.3}\n{table}");
+    assert!(ari > 0.75, "ARI {ari:.3}\n{table}");
 }
 
 #[test]

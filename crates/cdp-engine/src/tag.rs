@@ -370,11 +370,14 @@ async fn read_features(
     let mut x = Array2::<f64>::from_elem((rows, features.len()), f64::NAN);
     let mut offset = 0;
     for batch in &batches {
-        for j in 0..features.len() {
-            let values = batch.column(j + 1).as_primitive::<Float64Type>();
-            for r in 0..batch.num_rows() {
-                if values.is_valid(r) {
-                    x[[offset + r, j]] = values.value(r);
+        let columns: Vec<&Float64Array> = (1..batch.num_columns())
+            .map(|c| batch.column(c).as_primitive::<Float64Type>())
+            .collect();
+        let mut rows = x.slice_mut(ndarray::s![offset..offset + batch.num_rows(), ..]);
+        for (r, mut row) in rows.outer_iter_mut().enumerate() {
+            for (v, column) in row.iter_mut().zip(&columns) {
+                if column.is_valid(r) {
+                    *v = column.value(r);
                 }
             }
         }
