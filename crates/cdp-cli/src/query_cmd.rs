@@ -19,8 +19,8 @@ Examples:
 Tables: bronze.<source> (customers, transactions, device_events,
 social_profiles, offer_events, card_products), silver.identity_map,
 silver.customer_360, silver.features (every published as-of date; filter on
-as_of), gold.* once published, ref.fx_rates, ref.mcc_categories,
-ref.card_products. The SQL dialect is Apache DataFusion's.
+as_of), gold.tags and gold.tag_drift (cdp tag), ref.fx_rates,
+ref.mcc_categories, ref.card_products. The SQL dialect is Apache DataFusion's.
 PII in bronze.customers (full_name, id_number, phone, email) is masked.";
 
 /// Output formats of `cdp query`.

@@ -213,7 +213,7 @@ pub async fn tag(
         let title = format!(
             "Customer segments as of {as_of} · tagger {} · {} customers",
             tagger.version,
-            tags.segments.len()
+            thousands(tags.segments.len())
         );
         cdp_ml::plot::segments(path, &title, &tagger, tags.scores.view(), &tags.segments)?;
     }
@@ -224,6 +224,19 @@ pub async fn tag(
     Ok(report(
         &tagger, &tags, as_of, run, fitted, &written, replaced, options, seconds,
     ))
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Records the seconds since `clock` as stage `name` and restarts it.
@@ -345,7 +358,9 @@ async fn read_features(
             .map_err(|_| Error::Column {
                 table: "silver.features".into(),
                 column: name.clone(),
-                reason: "no such feature; `cdp features list` shows them".into(),
+                reason: "not in silver.features (`cdp features list` shows those there; \
+                         `cdp tag --refit` fits a tagger on the [tagger] features)"
+                    .into(),
             })?;
         let ty = field.data_type();
         if !(ty.is_numeric() || *ty == DataType::Boolean) {
@@ -543,4 +558,18 @@ fn drift_batch(tagger: &Tagger, as_of: NaiveDate, tags: &Tags) -> Result<RecordB
         column: "*".into(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(12_345_678), "12,345,678");
+    }
 }

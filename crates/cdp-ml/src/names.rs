@@ -564,39 +564,47 @@ impl TagList {
     }
 }
 
+/// Which themes have a low side that tags a customer (see
+/// [`customer_tags`]).
+pub fn low_sides(themes: &[Theme]) -> Vec<bool> {
+    themes.iter().map(|t| t.low.is_some()).collect()
+}
+
 /// Customer tags: the tag of every theme side stronger than `threshold`,
-/// strongest first (ties: vocabulary order), at most [`MAX_TAGS`].
-pub fn customer_tags(themes: &[Theme], scores: &[f64], threshold: f64) -> TagList {
-    // The strongest sides so far, strongest first.
-    let mut best = [(0.0f64, 0u16); MAX_TAGS];
-    let mut len = 0usize;
-    for (t, (theme, &s)) in themes.iter().zip(scores).enumerate() {
-        let side = if s >= threshold {
-            Some((s, (2 * t) as u16))
-        } else if -s >= threshold && theme.low.is_some() {
-            Some((-s, (2 * t + 1) as u16))
-        } else {
-            None
-        };
-        let Some((strength, id)) = side else { continue };
-        // Insert after every stronger-or-equal side (earlier themes win ties).
-        let at = best[..len]
-            .iter()
-            .take_while(|(b, _)| *b >= strength)
-            .count();
-        if at >= MAX_TAGS {
-            continue;
+/// strongest first (ties: vocabulary order), at most [`MAX_TAGS`]. A low
+/// side counts for the themes `low_sides` marks ([`low_sides`]).
+pub fn customer_tags(low_sides: &[bool], scores: &[f64], threshold: f64) -> TagList {
+    // The three strongest sides, strongest first. Each theme offers its
+    // stronger side (selected without a branch); it enters only when it
+    // beats the third, which after the first themes is rare, so the loop
+    // barely branches. A side passes only strictly weaker ones: earlier
+    // themes win ties.
+    // Start from "just below the threshold": weaker sides never enter.
+    let floor = if threshold > 0.0 {
+        f64::from_bits(threshold.to_bits() - 1)
+    } else {
+        f64::NEG_INFINITY
+    };
+    let mut best = [(floor, u16::MAX); MAX_TAGS];
+    for (t, (&low, &s)) in low_sides.iter().zip(scores).enumerate() {
+        let low_strength = if low { -s } else { f64::NEG_INFINITY };
+        let is_low = low_strength > s;
+        let strength = s.max(low_strength);
+        if strength > best[MAX_TAGS - 1].0 {
+            let id = (2 * t + usize::from(is_low)) as u16;
+            let mut at = MAX_TAGS - 1;
+            while at > 0 && strength > best[at - 1].0 {
+                best[at] = best[at - 1];
+                at -= 1;
+            }
+            best[at] = (strength, id);
         }
-        let end = len.min(MAX_TAGS - 1);
-        best.copy_within(at..end, at + 1);
-        best[at] = (strength, id);
-        len = (len + 1).min(MAX_TAGS);
     }
     let mut list = TagList::default();
-    for (slot, (_, id)) in list.ids.iter_mut().zip(&best[..len]) {
-        *slot = *id;
+    for (_, id) in best.into_iter().filter(|(_, id)| *id != u16::MAX) {
+        list.ids[list.len as usize] = id;
+        list.len += 1;
     }
-    list.len = len as u8;
     list
 }
 
@@ -714,7 +722,7 @@ mod tests {
         let themes = themes_for(&f);
         let vocabulary = tag_vocabulary(&themes);
         let text = |scores: &[f64]| -> Vec<String> {
-            customer_tags(&themes, scores, 1.0)
+            customer_tags(&low_sides(&themes), scores, 1.0)
                 .as_slice()
                 .iter()
                 .map(|&i| vocabulary[i as usize].clone())

@@ -410,6 +410,7 @@ impl Tagger {
         let centroids = self.centroids();
         let (through, offset) = self.theme_projection();
         let threshold = self.settings.tag_threshold;
+        let low_sides = names::low_sides(&self.themes);
         let mut scores = Array2::<f64>::zeros((n, m));
         let mut segments = vec![0u32; n];
         let mut tags = vec![TagList::default(); n];
@@ -419,43 +420,48 @@ impl Tagger {
             .zip(scores.axis_chunks_iter_mut(Axis(0), par::CHUNK_ROWS))
             .zip(segments.par_chunks_mut(par::CHUNK_ROWS))
             .zip(tags.par_chunks_mut(par::CHUNK_ROWS))
-            .map(|(((rows, mut chunk_scores), chunk_segments), chunk_tags)| {
-                let mut counts = drift::empty_counts(&self.baseline.features);
-                let mut filled = 0u64;
-                let mut centred = Array2::<f64>::zeros(rows.dim());
-                for (row, mut out) in rows.rows().into_iter().zip(centred.rows_mut()) {
-                    for (((((&raw, o), c), b), f), mu) in row
-                        .iter()
-                        .zip(out.iter_mut())
-                        .zip(counts.iter_mut())
-                        .zip(&self.baseline.features)
-                        .zip(&self.scaler.features)
-                        .zip(&self.pca.mean)
-                    {
-                        filled += u64::from(!raw.is_finite());
-                        c[b.bin(raw)] += 1;
-                        *o = f.standardise(raw) - mu;
-                    }
-                }
-                general_mat_mul(1.0, &centred, &projection, 0.0, &mut chunk_scores);
-                let mut theme_scores = vec![0.0; offset.len()];
-                for ((row, segment), tag) in chunk_scores
-                    .rows()
-                    .into_iter()
-                    .zip(chunk_segments.iter_mut())
-                    .zip(chunk_tags.iter_mut())
-                {
-                    *segment = kmeans::nearest(row, &centroids).0;
-                    theme_scores.copy_from_slice(&offset);
-                    for (s, t) in row.iter().zip(&through) {
-                        for (acc, w) in theme_scores.iter_mut().zip(t) {
-                            *acc += s * w;
+            // One standardised-rows buffer per worker, reused chunk after
+            // chunk (a fresh one per chunk costs page faults).
+            .map_init(
+                || Array2::<f64>::zeros((par::CHUNK_ROWS, x.ncols())),
+                |buffer, (((rows, mut chunk_scores), chunk_segments), chunk_tags)| {
+                    let mut counts = drift::empty_counts(&self.baseline.features);
+                    let mut filled = 0u64;
+                    let mut centred = buffer.slice_mut(ndarray::s![..rows.nrows(), ..]);
+                    for (row, mut out) in rows.rows().into_iter().zip(centred.rows_mut()) {
+                        for (((((&raw, o), c), b), f), mu) in row
+                            .iter()
+                            .zip(out.iter_mut())
+                            .zip(counts.iter_mut())
+                            .zip(&self.baseline.features)
+                            .zip(&self.scaler.features)
+                            .zip(&self.pca.mean)
+                        {
+                            filled += u64::from(!raw.is_finite());
+                            c[b.bin(raw)] += 1;
+                            *o = f.standardise(raw) - mu;
                         }
                     }
-                    *tag = names::customer_tags(&self.themes, &theme_scores, threshold);
-                }
-                (counts, filled)
-            })
+                    general_mat_mul(1.0, &centred, &projection, 0.0, &mut chunk_scores);
+                    let mut theme_scores = vec![0.0; offset.len()];
+                    for ((row, segment), tag) in chunk_scores
+                        .rows()
+                        .into_iter()
+                        .zip(chunk_segments.iter_mut())
+                        .zip(chunk_tags.iter_mut())
+                    {
+                        *segment = kmeans::nearest(row, &centroids).0;
+                        theme_scores.copy_from_slice(&offset);
+                        for (s, t) in row.iter().zip(&through) {
+                            for (acc, w) in theme_scores.iter_mut().zip(t) {
+                                *acc += s * w;
+                            }
+                        }
+                        *tag = names::customer_tags(&low_sides, &theme_scores, threshold);
+                    }
+                    (counts, filled)
+                },
+            )
             .collect();
         let filled = parts.iter().map(|p| p.1).sum();
         let counts = drift::merge_counts(&self.baseline.features, parts.into_iter().map(|p| p.0));
