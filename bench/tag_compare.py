@@ -174,6 +174,11 @@ def main() -> None:
         print(
             f"{name:14}{s['fit']:9.2f}{s['apply']:9.2f}{total(r):9.2f}{rss:13.0f}{ari(planted, labels):13.3f}"
         )
+    for name, runs in [("cdp", our_runs), ("scikit-learn", sk_runs)]:
+        print(
+            f"  {name} every run (fit + apply s): "
+            + ", ".join(f"{r['seconds']['fit']:.2f} + {r['seconds']['apply']:.2f}" for r, _ in runs)
+        )
     print(
         "scikit-learn / cdp time: fit {:.2f}x, apply {:.2f}x, total {:.2f}x".format(
             sk["seconds"]["fit"] / ours["seconds"]["fit"],

@@ -443,21 +443,24 @@ impl Tagger {
                         }
                     }
                     general_mat_mul(1.0, &centred, &projection, 0.0, &mut chunk_scores);
-                    let mut theme_scores = vec![0.0; offset.len()];
-                    for ((row, segment), tag) in chunk_scores
+                    // Theme scores of the chunk: one more matrix product.
+                    let mut theme_scores =
+                        Array2::from_shape_fn((chunk_scores.nrows(), offset.len()), |(_, t)| {
+                            offset[t]
+                        });
+                    general_mat_mul(1.0, &chunk_scores, &through, 1.0, &mut theme_scores);
+                    for (((row, themes), segment), tag) in chunk_scores
                         .rows()
                         .into_iter()
+                        .zip(theme_scores.rows())
                         .zip(chunk_segments.iter_mut())
                         .zip(chunk_tags.iter_mut())
                     {
                         *segment = kmeans::nearest(row, &centroids).0;
-                        theme_scores.copy_from_slice(&offset);
-                        for (s, t) in row.iter().zip(&through) {
-                            for (acc, w) in theme_scores.iter_mut().zip(t) {
-                                *acc += s * w;
-                            }
-                        }
-                        *tag = names::customer_tags(&low_sides, &theme_scores, threshold);
+                        let themes = themes
+                            .as_slice()
+                            .expect("rows of a fresh array are contiguous");
+                        *tag = names::customer_tags(&low_sides, themes, threshold);
                     }
                     (counts, filled)
                 },
@@ -495,19 +498,15 @@ impl Tagger {
     /// Theme scores are linear in the PCA profile (`scores · components
     /// + mean`), so they come straight from component scores: returns the
     /// `components × themes` matrix and the themes' offset.
-    fn theme_projection(&self) -> (Vec<Vec<f64>>, Vec<f64>) {
+    fn theme_projection(&self) -> (Array2<f64>, Vec<f64>) {
         let weights = names::theme_weights(&self.themes, &self.features);
-        let through = self
-            .pca
-            .components
-            .iter()
-            .map(|axis| {
-                weights
-                    .iter()
-                    .map(|w| w.iter().zip(axis).map(|(a, b)| a * b).sum())
-                    .collect()
-            })
-            .collect();
+        let through = Array2::from_shape_fn((self.pca.n_components(), weights.len()), |(c, t)| {
+            weights[t]
+                .iter()
+                .zip(&self.pca.components[c])
+                .map(|(a, b)| a * b)
+                .sum()
+        });
         (through, names::theme_scores(&weights, &self.pca.mean))
     }
 }
