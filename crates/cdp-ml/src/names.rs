@@ -222,7 +222,8 @@ const VOCABULARY: &[Entry] = &[
         "transferrer",
         None,
         "transfers",
-        (None, None),
+        // Transfers qualify a segment, they do not define one.
+        (Some("transfer-heavy"), None),
         &[("transfer_count_90d", 1.0)],
     ),
     (
