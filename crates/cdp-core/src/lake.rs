@@ -380,6 +380,17 @@ pub mod paths {
     }
 }
 
+/// A run id that sorts by time and is unique per run:
+/// `20261125T164500Z-1a2b3c`. Names the files a job writes.
+pub fn run_id() -> String {
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &uuid[..6]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,11 +96,7 @@ pub async fn build(
     let current = lake.read_manifest::<LayerManifest>("silver").await?;
     let version = current.as_ref().map_or(0, |m| m.version);
     let mut manifest = current.map(|m| m.body).unwrap_or_default();
-    let run = format!(
-        "{}-{}",
-        Utc::now().format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..6]
-    );
+    let run = cdp_core::lake::run_id();
     let stages = 5;
     progress.begin(&format!("build as of {as_of}"), stages);
 
@@ -240,7 +236,7 @@ pub async fn build(
 }
 
 /// Records the seconds since `since` as stage `name` and restarts the clock.
-fn lap(seconds: &mut BTreeMap<String, f64>, name: &str, since: &mut Instant) {
+pub(crate) fn lap(seconds: &mut BTreeMap<String, f64>, name: &str, since: &mut Instant) {
     seconds.insert(name.to_string(), since.elapsed().as_secs_f64());
     *since = Instant::now();
 }

@@ -22,7 +22,7 @@ use cdp_core::config::TaggerConfig;
 use cdp_core::progress::Progress;
 use cdp_ml::store::TaggerStore;
 use cdp_ml::tagger::{Tagger, Tags};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, ListArray,
     StringArray, StringBuilder,
@@ -36,6 +36,7 @@ use ndarray::Array2;
 use serde::Serialize;
 use tracing::instrument;
 
+use crate::build::lap;
 use crate::error::{Error, Result};
 use crate::gold;
 use crate::session::Engine;
@@ -192,11 +193,7 @@ pub async fn tag(
     lap(&mut seconds, "apply", &mut clock);
     progress.advance(1);
 
-    let run = format!(
-        "{}-{}",
-        Utc::now().format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..6]
-    );
+    let run = cdp_core::lake::run_id();
     let tags_batch = tags_batch(&tagger, as_of, ids, &tags)?;
     let drift_batch = drift_batch(&tagger, as_of, &tags)?;
     let mut written = BTreeMap::new();
@@ -237,12 +234,6 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-/// Records the seconds since `clock` as stage `name` and restarts it.
-fn lap(seconds: &mut BTreeMap<String, f64>, name: &str, clock: &mut Instant) {
-    seconds.insert(name.to_string(), clock.elapsed().as_secs_f64());
-    *clock = Instant::now();
 }
 
 /// The report of a run.

@@ -139,7 +139,7 @@ pub async fn ingest(
     let specs = spec::embedded()?;
     let dir = SourceDir::open(source_uri)?;
     let files = dir.list().await?;
-    let run = run_id();
+    let run = cdp_core::lake::run_id();
     let staging = Staging::new(lake, &run)?;
 
     let ignored = files
@@ -180,16 +180,6 @@ pub async fn ingest(
         .await?;
     tracing::info!(run = %run, seconds = report.seconds, "ingest finished");
     Ok(report)
-}
-
-/// A run id that sorts by time: `20261125T164500Z-1a2b3c`.
-fn run_id() -> String {
-    let uuid = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        &uuid[..6]
-    )
 }
 
 /// Local staging for a run: inside a local lake (so moving a file in is a
