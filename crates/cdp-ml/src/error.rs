@@ -79,4 +79,45 @@ pub enum Error {
     /// The plot file name has no extension cdp draws.
     #[error("plot file {} must end in .png or .svg", path.display())]
     PlotFormat { path: PathBuf },
+
+    /// No rows or no feature columns to learn from or score.
+    #[error("no data: {rows} rows x {features} feature columns")]
+    EmptyData { rows: usize, features: usize },
+
+    /// A buffer does not have the size its shape says.
+    #[error("{what}: expected {expected} values, got {got}")]
+    Shape {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+
+    /// A label is NaN or infinite.
+    #[error("label of row {row} is {value}: labels must be finite numbers")]
+    BadLabel { row: usize, value: f32 },
+
+    /// A feature value is infinite (missing values are NaN).
+    #[error("feature {feature:?} of row {row} is {value}: use NaN (an empty cell) for missing")]
+    BadFeatureValue {
+        row: usize,
+        feature: String,
+        value: f32,
+    },
+
+    /// A learner parameter is unknown or does not parse.
+    #[error("parameter {key:?}: {reason}")]
+    Param { key: String, reason: String },
+
+    /// An objective cdp does not train or score.
+    #[error(
+        "objective {objective:?} is not supported (supported: binary:logistic, reg:squarederror)"
+    )]
+    UnknownObjective { objective: String },
+
+    /// The model cannot do what was asked.
+    #[error("{algo} models do not support {what}")]
+    Unsupported {
+        algo: crate::model::Algo,
+        what: &'static str,
+    },
 }

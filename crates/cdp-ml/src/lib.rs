@@ -44,6 +44,7 @@ pub mod drift;
 pub mod error;
 pub mod kmeans;
 pub mod metrics;
+pub mod model;
 pub mod names;
 pub(crate) mod par;
 pub mod pca;

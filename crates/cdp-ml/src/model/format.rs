@@ -1,0 +1,1 @@
+//! PLACEHOLDER (helper A replaces this file): cdp's model document.
