@@ -18,10 +18,12 @@
 //!   k by silhouette.
 //! * [`names`]: feature themes, component and segment names, customer tags.
 //! * [`drift`]: population stability index per feature and segment.
-//! * [`store::TaggerStore`]: versions under `models/tagger/<version>/` in
+//! * [`store::ModelStore`]: versions under `models/<kind>/<version>/` in
 //!   the lake, and the registry naming the current one.
 //! * [`plot::segments`]: the first two components coloured by segment.
 //! * [`metrics`]: contingency tables and the adjusted Rand index.
+//! * [`eval`]: how good a binary model's scores are: AUC, logloss,
+//!   precision and recall at k, lift by decile, calibration, one [`eval::Report`].
 //! * [`error`]: the crate's [`Error`] and [`Result`].
 //!
 //! ```
@@ -42,6 +44,7 @@
 
 pub mod drift;
 pub mod error;
+pub mod eval;
 pub mod kmeans;
 pub mod metrics;
 pub mod model;

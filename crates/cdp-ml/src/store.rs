@@ -1,14 +1,20 @@
-//! Tagger versions in the lake.
+//! Model versions in the lake: taggers, offer models, any kind.
 //!
-//! Each fitted tagger is one readable JSON file,
-//! `models/tagger/<version>/model.json` (`v1`, `v2`, …), written once and
-//! never changed; the registry manifest `_manifests/models/tagger.json`
-//! lists every version and names the current one. A refit writes the new
-//! file create-only (two refits can never write the same version), then
-//! publishes the registry with the lake's expected-version swap, so a
-//! reader sees the old current tagger or the new one, never half of one.
-//! Old versions stay, so any night can be re-tagged with the model it
-//! used.
+//! Each fitted model is a folder of files, `models/<kind>/<version>/`
+//! (`v1`, `v2`, …), its readable `model.json` first, written once and never
+//! changed; the registry manifest `_manifests/models/<kind>.json` lists
+//! every version and names the current one. Storing a new version writes
+//! `model.json` create-only (two fits can never take the same version),
+//! then its other files, then publishes the registry with the lake's
+//! expected-version swap, so a reader sees the old current model or the
+//! new one, never half of one. Old versions stay, so any night can be
+//! re-run with the model it used.
+//!
+//! [`ModelStore`] is generic over the [`Versioned`] kind;
+//! [`TaggerStore`] is the taggers' store.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use bytes::Bytes;
 use cdp_core::lake::{Lake, Manifest, paths};
@@ -20,14 +26,36 @@ use tracing::instrument;
 use crate::error::{Error, Result};
 use crate::tagger::Tagger;
 
-/// The model kind under `models/`.
-pub const KIND: &str = "tagger";
-
-/// The registry manifest's name.
-pub const REGISTRY: &str = "models/tagger";
-
 /// Attempts when another writer takes the same version or registry update.
 const ATTEMPTS: usize = 5;
+
+/// The file every version has, and the one a version is claimed with.
+pub const MODEL_FILE: &str = "model.json";
+
+/// A kind of model kept in numbered versions.
+pub trait Versioned: Sized {
+    /// The folder under `models/` (`tagger`, `offer`).
+    const KIND: &'static str;
+
+    /// Sets the version the model is stored as.
+    fn set_version(&mut self, version: &str);
+
+    /// Its `model.json`.
+    fn model_json(&self) -> Result<Vec<u8>>;
+
+    /// Further files of the version (name, bytes), e.g. reports.
+    fn other_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
+
+    /// Reads a `model.json` written by [`Versioned::model_json`]; `origin`
+    /// names the file in errors.
+    fn from_model_json(bytes: &[u8], origin: &str) -> Result<Self>;
+
+    /// Its line in the registry (version and path are filled in by the
+    /// store).
+    fn info(&self) -> VersionInfo;
+}
 
 /// Every stored version and the current one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,7 +67,7 @@ pub struct Registry {
 }
 
 /// One stored version, for listings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VersionInfo {
     /// `v1`, `v2`, …
     pub version: String,
@@ -47,40 +75,63 @@ pub struct VersionInfo {
     pub path: String,
     /// When it was fitted.
     pub created_at: DateTime<Utc>,
-    /// The feature snapshot it was fitted on.
+    /// The snapshot it was fitted on.
     pub fitted_on: Option<NaiveDate>,
-    /// Customers it was fitted on.
+    /// Rows it was fitted on.
     pub rows: usize,
-    /// Principal components kept.
-    pub components: usize,
-    /// Segments.
-    pub segments: usize,
+    /// What else a listing shows of this kind (components and segments of
+    /// a tagger, the algorithm and test AUC of an offer model).
+    #[serde(flatten)]
+    pub details: BTreeMap<String, serde_json::Value>,
 }
 
-/// The model file of a version, relative to the lake root.
-pub fn model_path(version: &str) -> String {
-    format!("{}/model.json", paths::model(KIND, version))
+/// The model file of `version` of `kind`, relative to the lake root.
+pub fn model_path(kind: &str, version: &str) -> String {
+    format!("{}/{MODEL_FILE}", paths::model(kind, version))
 }
 
-/// Taggers stored in one lake.
-#[derive(Debug, Clone, Copy)]
-pub struct TaggerStore<'a> {
+/// The registry manifest's name for `kind`.
+pub fn registry_name(kind: &str) -> String {
+    format!("models/{kind}")
+}
+
+/// Models of one kind stored in one lake.
+#[derive(Debug)]
+pub struct ModelStore<'a, M> {
     lake: &'a Lake,
+    kind: PhantomData<fn() -> M>,
 }
 
-impl<'a> TaggerStore<'a> {
+impl<M> Clone for ModelStore<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for ModelStore<'_, M> {}
+
+/// The taggers' store.
+pub type TaggerStore<'a> = ModelStore<'a, Tagger>;
+
+impl<'a, M: Versioned> ModelStore<'a, M> {
     /// The store of `lake`.
     pub fn new(lake: &'a Lake) -> Self {
-        TaggerStore { lake }
+        ModelStore {
+            lake,
+            kind: PhantomData,
+        }
     }
 
-    /// The registry, `None` before the first tagger.
+    /// The registry, `None` before the first version.
     pub async fn registry(&self) -> Result<Option<Manifest<Registry>>> {
-        Ok(self.lake.read_manifest::<Registry>(REGISTRY).await?)
+        Ok(self
+            .lake
+            .read_manifest::<Registry>(&registry_name(M::KIND))
+            .await?)
     }
 
-    /// The current tagger, `None` before the first.
-    pub async fn current(&self) -> Result<Option<Tagger>> {
+    /// The current model, `None` before the first.
+    pub async fn current(&self) -> Result<Option<M>> {
         let Some(manifest) = self.registry().await? else {
             return Ok(None);
         };
@@ -91,81 +142,96 @@ impl<'a> TaggerStore<'a> {
     }
 
     /// One stored version.
-    pub async fn load(&self, version: &str) -> Result<Tagger> {
-        let path = model_path(version);
+    pub async fn load(&self, version: &str) -> Result<M> {
+        let path = model_path(M::KIND, version);
         let bytes = self
             .lake
             .get(&path)
             .await?
             .ok_or_else(|| Error::MissingModel {
+                kind: M::KIND,
                 version: version.to_string(),
                 path: path.clone(),
             })?;
-        Tagger::from_json(&bytes, &path)
+        M::from_model_json(&bytes, &path)
     }
 
-    /// Stores `tagger` as the next version and makes it current. Returns
-    /// the tagger as read back from its file, version set.
-    #[instrument(skip_all, fields(lake = %self.lake.uri()))]
-    pub async fn publish(&self, mut tagger: Tagger) -> Result<Tagger> {
+    /// Stores `model` as the next version and makes it current. Returns
+    /// the model as read back from its file, version set.
+    #[instrument(skip_all, fields(kind = M::KIND, lake = %self.lake.uri()))]
+    pub async fn publish(&self, mut model: M) -> Result<M> {
         let mut last = String::new();
+        let registry_name = registry_name(M::KIND);
         for _ in 0..ATTEMPTS {
             let manifest = self.registry().await?;
             let expected = manifest.as_ref().map_or(0, |m| m.version);
             let mut registry = manifest.map(|m| m.body).unwrap_or_default();
             let version = format!("v{}", self.highest(&registry).await? + 1);
-            tagger.version = version.clone();
-            let bytes = tagger.to_json()?;
-            let path = model_path(&version);
-            let create = PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            };
-            let written = self
-                .lake
-                .store()
-                .put_opts(
-                    &self.lake.path(&path),
-                    PutPayload::from(Bytes::from(bytes.clone())),
-                    create,
-                )
-                .await;
-            match written {
-                Ok(_) => {}
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    last = version;
-                    continue;
-                }
-                Err(source) => {
-                    return Err(Error::Core(cdp_core::Error::Store {
-                        op: "put",
-                        path,
-                        source,
-                    }));
-                }
+            model.set_version(&version);
+            let bytes = model.model_json()?;
+            let path = model_path(M::KIND, &version);
+            if !self.create(&path, bytes.clone()).await? {
+                last = version;
+                continue;
+            }
+            let folder = paths::model(M::KIND, &version);
+            for (name, file) in model.other_files()? {
+                self.lake
+                    .put(&format!("{folder}/{name}"), Bytes::from(file))
+                    .await?;
             }
             registry.versions.push(VersionInfo {
                 version: version.clone(),
                 path: path.clone(),
-                created_at: tagger.created_at,
-                fitted_on: tagger.fitted_on.as_of,
-                rows: tagger.fitted_on.rows,
-                components: tagger.pca.n_components(),
-                segments: tagger.segments.len(),
+                ..model.info()
             });
             registry.current = Some(version.clone());
-            match self.lake.publish(REGISTRY, &registry, Some(expected)).await {
+            match self
+                .lake
+                .publish(&registry_name, &registry, Some(expected))
+                .await
+            {
                 Ok(_) => {
-                    tracing::info!(%version, "tagger stored");
-                    return Tagger::from_json(&bytes, &path);
+                    tracing::info!(%version, "model stored");
+                    return M::from_model_json(&bytes, &path);
                 }
-                // Another refit registered first; our file stays as an
+                // Another fit registered first; our files stay as an
                 // unregistered version and the next attempt takes a new number.
                 Err(cdp_core::Error::ManifestConflict { .. }) => last = version,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::VersionTaken { version: last })
+        Err(Error::VersionTaken {
+            kind: M::KIND,
+            version: last,
+        })
+    }
+
+    /// Writes `bytes` at `path` unless something is there: `false` when
+    /// another writer took it.
+    async fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool> {
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let written = self
+            .lake
+            .store()
+            .put_opts(
+                &self.lake.path(path),
+                PutPayload::from(Bytes::from(bytes)),
+                create,
+            )
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(source) => Err(Error::Core(cdp_core::Error::Store {
+                op: "put",
+                path: path.to_string(),
+                source,
+            })),
+        }
     }
 
     /// The highest version number registered or present as a file.
@@ -177,8 +243,8 @@ impl<'a> TaggerStore<'a> {
             .filter_map(|v| number(&v.version))
             .max()
             .unwrap_or(0);
-        // `models/tagger/` — the folder every version lives in.
-        let folder = paths::model(KIND, "");
+        // `models/<kind>/` — the folder every version lives in.
+        let folder = paths::model(M::KIND, "");
         let present = self
             .lake
             .list(&folder)
@@ -192,6 +258,35 @@ impl<'a> TaggerStore<'a> {
             .max()
             .unwrap_or(0);
         Ok(registered.max(present))
+    }
+}
+
+impl Versioned for Tagger {
+    const KIND: &'static str = "tagger";
+
+    fn set_version(&mut self, version: &str) {
+        self.version = version.to_string();
+    }
+
+    fn model_json(&self) -> Result<Vec<u8>> {
+        self.to_json()
+    }
+
+    fn from_model_json(bytes: &[u8], origin: &str) -> Result<Self> {
+        Tagger::from_json(bytes, origin)
+    }
+
+    fn info(&self) -> VersionInfo {
+        VersionInfo {
+            created_at: self.created_at,
+            fitted_on: self.fitted_on.as_of,
+            rows: self.fitted_on.rows,
+            details: BTreeMap::from([
+                ("components".into(), self.pca.n_components().into()),
+                ("segments".into(), self.segments.len().into()),
+            ]),
+            ..VersionInfo::default()
+        }
     }
 }
 
@@ -233,7 +328,7 @@ mod tests {
                 assert!(dir.path().join("models/tagger/v1/model.json").is_file());
 
                 // a file left by a writer that died before registering is skipped
-                lake.put(&model_path("v3"), Bytes::from_static(b"{}"))
+                lake.put(&model_path("tagger", "v3"), Bytes::from_static(b"{}"))
                     .await
                     .unwrap();
                 let fourth = store.publish(fitted(3)).await.unwrap();
