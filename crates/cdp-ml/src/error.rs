@@ -65,12 +65,16 @@ pub enum Error {
     },
 
     /// Another writer published the same model version first.
-    #[error("tagger version {version} was written by another run at the same time; retry")]
-    VersionTaken { version: String },
+    #[error("{kind} version {version} was written by another run at the same time; retry")]
+    VersionTaken { kind: &'static str, version: String },
 
     /// The registry names a version whose model file is missing.
-    #[error("tagger version {version} is registered but {path} is missing")]
-    MissingModel { version: String, path: String },
+    #[error("{kind} version {version} is registered but {path} is missing")]
+    MissingModel {
+        kind: &'static str,
+        version: String,
+        path: String,
+    },
 
     /// Drawing or saving the segment plot failed.
     #[error("cannot draw the segment plot {}: {reason}", path.display())]
