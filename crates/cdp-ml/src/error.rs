@@ -84,6 +84,47 @@ pub enum Error {
     #[error("plot file {} must end in .png or .svg", path.display())]
     PlotFormat { path: PathBuf },
 
+    /// A metric was asked of no rows.
+    #[error("{what}: no rows")]
+    NoRows { what: &'static str },
+
+    /// A label that should be 0 or 1 (metrics, binary objectives) is not.
+    #[error("label of row {row} is {value}: expected 0 or 1")]
+    NotBinaryLabel { row: usize, value: f32 },
+
+    /// Something that needs both classes got one only.
+    #[error(
+        "{what} needs positive and negative rows: got {positives} positive, {negatives} negative"
+    )]
+    OneClass {
+        what: &'static str,
+        positives: usize,
+        negatives: usize,
+    },
+
+    /// A score handed to a metric is not what the metric takes.
+    #[error("score of row {row} is {value}: expected {expected}")]
+    BadScore {
+        row: usize,
+        value: f32,
+        expected: &'static str,
+    },
+
+    /// smartcore refused or failed while fitting or scoring a baseline.
+    #[error("{algo} ({what}): {source}")]
+    Smartcore {
+        algo: crate::model::Algo,
+        what: &'static str,
+        source: smartcore::error::Failed,
+    },
+
+    /// A baseline model's payload could not be written or read back.
+    #[error("{algo} model payload: {source}")]
+    Payload {
+        algo: crate::model::Algo,
+        source: serde_json::Error,
+    },
+
     /// No rows or no feature columns to learn from or score.
     #[error("no data: {rows} rows x {features} feature columns")]
     EmptyData { rows: usize, features: usize },
