@@ -165,4 +165,46 @@ pub enum Error {
         algo: crate::model::Algo,
         what: &'static str,
     },
+
+    /// A row handed to a model does not hold one value per model feature.
+    #[error("the model takes {expected} feature values per row, got {got}")]
+    FeatureCount { expected: usize, got: usize },
+
+    /// The gradient-boosted-tree library (hessboost) refused or failed while
+    /// doing `what`.
+    #[error("{what}: {source}")]
+    Boost {
+        what: &'static str,
+        source: hessboost::error::HessboostError,
+    },
+
+    /// A model file or document is not one cdp reads; `source` says why.
+    #[error("model {name}: {source}")]
+    ModelFile { name: String, source: Box<Error> },
+
+    /// A model document is malformed (its JSON or a field).
+    #[error("{reason}")]
+    ModelInvalid { reason: String },
+
+    /// An XGBoost model saved by a release whose JSON cdp does not read.
+    #[error("saved by XGBoost {version}: cdp reads the JSON models of XGBoost 2.x and 3.x")]
+    XgboostVersion { version: String },
+
+    /// An XGBoost booster other than gbtree (or dart).
+    #[error("XGBoost booster {booster:?} is not supported (only gbtree and dart tree models)")]
+    XgboostBooster { booster: String },
+
+    /// A cdp model document of another format version.
+    #[error(
+        "model document format_version {version} is not supported (this cdp reads version {supported})"
+    )]
+    FormatVersion { version: u64, supported: u64 },
+
+    /// Reading or writing a model file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    ModelIo {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }

@@ -333,7 +333,8 @@ pub trait Model: Send + Sync + fmt::Debug {
     fn importance(&self) -> Vec<FeatureImportance>;
 
     /// The learner-specific part of the model document (the trees, the
-    /// coefficients), from which [`format::load`] rebuilds the model.
+    /// coefficients), from which [`format::from_document`] rebuilds the
+    /// model.
     fn payload(&self) -> Result<serde_json::Value>;
 
     /// The parameters it was fitted with, as given (after defaults).
@@ -341,6 +342,20 @@ pub trait Model: Send + Sync + fmt::Debug {
 
     /// The boosting round early stopping kept, for models that boost.
     fn best_iteration(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether [`Model::features`] are real column names (rows are matched
+    /// to them by name) or stand-ins (`f0`, `f1`, … of an XGBoost model
+    /// saved without names: rows are matched by position).
+    fn has_feature_names(&self) -> bool {
+        true
+    }
+
+    /// What the learner reported on the validation set while fitting (for
+    /// boosted trees: `{"metric", "best_score", "rounds_run"}`), when there
+    /// was one.
+    fn validation(&self) -> Option<serde_json::Value> {
         None
     }
 }
@@ -358,6 +373,20 @@ pub trait Learner: Send + Sync {
         valid: Option<&Dataset>,
         params: &Params,
     ) -> Result<Box<dyn Model>>;
+
+    /// [`Learner::fit`], reporting progress (boosting rounds, for learners
+    /// that boost) to `progress`; learners without steps to report just
+    /// fit.
+    fn fit_with_progress(
+        &self,
+        train: &Dataset,
+        valid: Option<&Dataset>,
+        params: &Params,
+        progress: &dyn cdp_core::progress::Progress,
+    ) -> Result<Box<dyn Model>> {
+        let _ = progress;
+        self.fit(train, valid, params)
+    }
 }
 
 /// The learner of `algo`; [`Error::Unsupported`] for
