@@ -3,7 +3,9 @@
 //! Customer tags a marketer can read: features robustly standardised,
 //! reduced with PCA, segmented with k-means (linfa), named from loadings
 //! and centroids, versioned, re-applied night after night, watched for
-//! drift. No query engine here: this crate takes a feature matrix and
+//! drift. And the models that score card offers: gradient-boosted trees
+//! that predict and explain like XGBoost. No query engine here: this
+//! crate takes a feature matrix and
 //! gives tags back (`cdp-engine` reads `silver.features` and writes
 //! `gold.tags`), so it builds and benchmarks on its own.
 //!
@@ -22,6 +24,12 @@
 //!   the lake, and the registry naming the current one.
 //! * [`plot::segments`]: the first two components coloured by segment.
 //! * [`metrics`]: contingency tables and the adjusted Rand index.
+//! * [`model`]: offer-propensity models behind one trait ([`model::Model`],
+//!   [`model::Learner`]): gradient-boosted trees of the XGBoost family on
+//!   hessboost ([`model::gbdt`], with TreeSHAP explanations and XGBoost
+//!   JSON import), smartcore baselines ([`model::baseline`]), and cdp's
+//!   model document `model.json` ([`model::format`], which also loads
+//!   Python XGBoost's `save_model` files).
 //! * [`eval`]: how good a binary model's scores are: AUC, logloss,
 //!   precision and recall at k, lift by decile, calibration, one [`eval::Report`].
 //! * [`error`]: the crate's [`Error`] and [`Result`].
