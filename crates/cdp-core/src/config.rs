@@ -13,6 +13,7 @@
 //! assert_eq!(config.time.timezone, "Asia/Shanghai");
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,92 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Customer tags (`cdp tag`).
     pub tagger: TaggerConfig,
+    /// Offer-propensity models (`cdp train`, `cdp score`).
+    pub offers: OffersConfig,
+}
+
+/// `[offers]`: how `cdp train` builds its training set and fits the
+/// offer-propensity model, and how `cdp score` explains scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OffersConfig {
+    /// The learner `cdp train` uses without `--algo`: `gbdt`,
+    /// `random-forest` or `logistic`.
+    pub algo: String,
+    /// Learner parameters by XGBoost's names (`eta`, `max_depth`,
+    /// `num_round`, `early_stopping_rounds`, …), as text; `--param`
+    /// overrides them one by one.
+    pub params: BTreeMap<String, String>,
+    /// An offer is paired with the feature snapshot of the latest built
+    /// day at or before the day before it was sent, no older than this
+    /// many days; offers without one are left out (and counted).
+    pub max_feature_age_days: u32,
+    /// Share of the labelled offers, the newest, held out as the test set.
+    pub test_share: f64,
+    /// Share of the labelled offers, the newest before the test set, used
+    /// for early stopping.
+    pub valid_share: f64,
+    /// Fewest labelled offers (with features) `cdp train` fits on.
+    pub min_rows: usize,
+    /// Reasons (largest positive contributions) kept with each score.
+    pub top_reasons: usize,
+}
+
+impl Default for OffersConfig {
+    fn default() -> Self {
+        Self {
+            algo: "gbdt".into(),
+            params: [
+                ("num_round", "200"),
+                ("max_depth", "6"),
+                ("eta", "0.1"),
+                ("early_stopping_rounds", "20"),
+                ("seed", "42"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            max_feature_age_days: 7,
+            test_share: 0.15,
+            valid_share: 0.15,
+            min_rows: 200,
+            top_reasons: 3,
+        }
+    }
+}
+
+impl OffersConfig {
+    /// Checks the settings (called by [`Config::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &'static str, value: String, reason: &str| Error::ConfigValue {
+            key,
+            value,
+            reason: reason.into(),
+        };
+        if !["gbdt", "random-forest", "logistic"].contains(&self.algo.as_str()) {
+            return Err(bad(
+                "offers.algo",
+                self.algo.clone(),
+                "must be gbdt, random-forest or logistic",
+            ));
+        }
+        for (key, share) in [
+            ("offers.test_share", self.test_share),
+            ("offers.valid_share", self.valid_share),
+        ] {
+            if !(share > 0.0 && share < 0.5) {
+                return Err(bad(key, share.to_string(), "must be in (0, 0.5)"));
+            }
+        }
+        if self.min_rows < 10 {
+            return Err(bad(
+                "offers.min_rows",
+                self.min_rows.to_string(),
+                "must be at least 10",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The numeric features of `silver.features` the tagger reads by default:
@@ -440,6 +527,7 @@ impl Config {
         })?;
         self.engine.memory_limit_bytes(None)?;
         self.tagger.validate()?;
+        self.offers.validate()?;
         if self.log.level.trim().is_empty() {
             return Err(Error::ConfigValue {
                 key: "log.level",

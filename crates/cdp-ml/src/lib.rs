@@ -57,6 +57,7 @@ pub mod kmeans;
 pub mod metrics;
 pub mod model;
 pub mod names;
+pub mod offer;
 pub(crate) mod par;
 pub mod pca;
 pub mod plot;
