@@ -80,6 +80,18 @@ pub enum Error {
     #[error("silver snapshot as of {as_of}: {reason}")]
     Snapshot { as_of: NaiveDate, reason: String },
 
+    /// A table file cannot be read (cdp model fit/predict input).
+    #[error("cannot read table {}: {reason}", path.display())]
+    TableRead { path: PathBuf, reason: String },
+
+    /// A table file cannot be written.
+    #[error("cannot write table {}: {reason}", path.display())]
+    TableWrite { path: PathBuf, reason: String },
+
+    /// A table file name without a table extension.
+    #[error("{}: a table file must end in .csv or .parquet", path.display())]
+    TableFormat { path: PathBuf },
+
     /// Writing query output failed.
     #[error("cannot write {}: {source}", path.display())]
     Output {

@@ -18,6 +18,9 @@
 //!   beside the other tables of that date.
 //! * [`identity`]: union-find identity resolution with ids stable across
 //!   nights.
+//! * [`frame`]: CSV and Parquet tables in and out of models (`cdp model
+//!   fit|predict`), and Arrow batches as the row-major `f32` matrices
+//!   models read ([`frame::batches_to_matrix`]).
 //! * [`features::FeatureRegistry`]: the declared features of
 //!   `pipelines/features/`.
 //! * [`query`]: `cdp query SQL` over every lake table, and its output formats.
@@ -27,6 +30,7 @@
 pub mod build;
 pub mod error;
 pub mod features;
+pub mod frame;
 pub mod gold;
 pub mod identity;
 pub mod query;
