@@ -6,6 +6,7 @@ mod cli;
 mod gen_truth;
 mod identity;
 mod ingest;
+mod model;
 mod samples;
 mod support;
 mod tag;

@@ -7,6 +7,7 @@ mod engine;
 mod features_cmd;
 mod gen_cmd;
 mod ingest_cmd;
+mod model_cmd;
 mod progress;
 mod query_cmd;
 mod tag_cmd;
@@ -80,6 +81,12 @@ enum Command {
     /// Run SQL over every lake table (bronze, silver, gold, ref).
     #[command(after_help = query_cmd::EXAMPLES)]
     Query(query_cmd::Args),
+    /// Fit gradient-boosted trees on a CSV/Parquet table, or score one with a cdp or XGBoost model.
+    #[command(after_help = model_cmd::EXAMPLES)]
+    Model {
+        #[command(subcommand)]
+        action: model_cmd::Action,
+    },
     /// The declared features: list them, or describe one.
     #[command(after_help = features_cmd::EXAMPLES)]
     Features {
@@ -136,6 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tag(args) => tag_cmd::run(&ctx, args),
         Command::Query(args) => query_cmd::run(&ctx, args),
         Command::Features { action } => features_cmd::run(&ctx, action),
+        Command::Model { action } => model_cmd::run(&ctx, action),
     }
 }
 

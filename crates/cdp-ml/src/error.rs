@@ -171,16 +171,17 @@ pub enum Error {
     FeatureCount { expected: usize, got: usize },
 
     /// The gradient-boosted-tree library (hessboost) refused or failed while
-    /// doing `what`.
-    #[error("{what}: {source}")]
+    /// doing `what`. (The causes of this variant and the next two are in
+    /// their messages, not error sources, so a chain prints them once.)
+    #[error("{what}: {cause}")]
     Boost {
         what: &'static str,
-        source: hessboost::error::HessboostError,
+        cause: hessboost::error::HessboostError,
     },
 
-    /// A model file or document is not one cdp reads; `source` says why.
-    #[error("model {name}: {source}")]
-    ModelFile { name: String, source: Box<Error> },
+    /// A model file or document is not one cdp reads; `cause` says why.
+    #[error("model {name}: {cause}")]
+    ModelFile { name: String, cause: Box<Error> },
 
     /// A model document is malformed (its JSON or a field).
     #[error("{reason}")]
@@ -201,10 +202,10 @@ pub enum Error {
     FormatVersion { version: u64, supported: u64 },
 
     /// Reading or writing a model file failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {cause}", path.display())]
     ModelIo {
         action: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }

@@ -50,7 +50,7 @@ use tracing::instrument;
 
 use crate::error::{Error, Result};
 use crate::model::gbdt::{self, GbdtModel};
-use crate::model::{Algo, Model, Objective, Params, baseline};
+use crate::model::{Algo, Dataset, Model, Objective, Params, baseline};
 
 /// The `format` of every cdp model document.
 pub const FORMAT: &str = "cdp-model";
@@ -119,6 +119,26 @@ pub struct ModelDocument {
     pub metrics: Option<Value>,
     /// The learner's model (XGBoost JSON for tree models).
     pub payload: Value,
+}
+
+/// A fingerprint of a dataset (its feature names, values and labels, bit
+/// for bit): `xxh3-128:` and 32 hex digits, for [`TrainingInfo::data_hash`].
+pub fn data_hash(data: &Dataset) -> String {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for name in data.features() {
+        hasher.update(name.as_bytes());
+        hasher.update(&[0]);
+    }
+    hasher.update(&(data.n_rows() as u64).to_le_bytes());
+    let mut buffer = Vec::with_capacity(4 * 8192);
+    for values in [data.values(), data.labels()] {
+        for chunk in values.chunks(8192) {
+            buffer.clear();
+            buffer.extend(chunk.iter().flat_map(|v| v.to_bits().to_le_bytes()));
+            hasher.update(&buffer);
+        }
+    }
+    format!("xxh3-128:{:032x}", hasher.digest128())
 }
 
 /// The library behind `algo`'s models, as documents name it.
@@ -195,10 +215,10 @@ pub fn from_document(doc: &ModelDocument) -> Result<Box<dyn Model>> {
 /// `model.json`.
 #[instrument(skip_all, fields(dir = %dir.display()))]
 pub fn save_dir(dir: &Path, doc: &ModelDocument) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::ModelIo {
+    std::fs::create_dir_all(dir).map_err(|cause| Error::ModelIo {
         action: "create",
         path: dir.to_path_buf(),
-        source,
+        cause,
     })?;
     if matches!(doc.algo, Algo::Gbdt | Algo::Xgboost) {
         write_file(&dir.join(XGBOOST_FILE), &pretty(&doc.payload)?)?;
@@ -215,10 +235,10 @@ fn pretty<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::ModelIo {
+    let io = |cause| Error::ModelIo {
         action: "write",
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, bytes).map_err(io)?;
@@ -229,7 +249,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn read_document(bytes: &[u8], name: &str) -> Result<ModelDocument> {
     let in_file = |source: Error| Error::ModelFile {
         name: name.to_string(),
-        source: Box::new(source),
+        cause: Box::new(source),
     };
     let value = parse_json(bytes).map_err(in_file)?;
     document_from_value(value).map_err(in_file)
@@ -240,7 +260,7 @@ pub fn read_document(bytes: &[u8], name: &str) -> Result<ModelDocument> {
 pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Box<dyn Model>> {
     let in_file = |source: Error| Error::ModelFile {
         name: name.to_string(),
-        source: Box::new(source),
+        cause: Box::new(source),
     };
     let value = parse_json(bytes).map_err(in_file)?;
     let is_cdp = value.get("format").is_some() || value.get("format_version").is_some();
@@ -267,10 +287,10 @@ pub fn load_path(path: &Path) -> Result<Box<dyn Model>> {
     } else {
         path.to_path_buf()
     };
-    let bytes = std::fs::read(&file).map_err(|source| Error::ModelIo {
+    let bytes = std::fs::read(&file).map_err(|cause| Error::ModelIo {
         action: "read",
         path: file.clone(),
-        source,
+        cause,
     })?;
     load_bytes(&bytes, &file.display().to_string())
 }
@@ -332,7 +352,7 @@ fn document_from_value(value: Value) -> Result<ModelDocument> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Dataset, Learner};
+    use crate::model::Learner;
 
     /// A small binary problem with missing values.
     fn data(rows: usize, seed: u32) -> Dataset {
@@ -449,11 +469,27 @@ mod tests {
         assert!(failures.is_empty(), "{failures:?}");
     }
 
+    #[test]
+    fn data_hashes_tell_datasets_apart() {
+        let (a, b) = (data(100, 1), data(100, 2));
+        assert_eq!(data_hash(&a), data_hash(&data(100, 1)));
+        assert_ne!(data_hash(&a), data_hash(&b));
+        let relabelled = Dataset::new(
+            a.features().to_vec(),
+            a.values().to_vec(),
+            a.labels().iter().map(|y| 1.0 - y).collect(),
+        )
+        .unwrap();
+        assert_ne!(data_hash(&a), data_hash(&relabelled));
+        assert!(data_hash(&a).starts_with("xxh3-128:"));
+        assert_eq!(data_hash(&a).len(), 9 + 32);
+    }
+
     fn load_err(text: &str) -> Error {
         match load_bytes(text.as_bytes(), "m.json") {
-            Err(Error::ModelFile { name, source }) => {
+            Err(Error::ModelFile { name, cause }) => {
                 assert_eq!(name, "m.json");
-                *source
+                *cause
             }
             Err(other) => panic!("unexpected error {other}"),
             Ok(_) => panic!("loaded {text}"),
@@ -495,7 +531,7 @@ mod tests {
         ));
         let message = Error::ModelFile {
             name: "m.json".into(),
-            source: Box::new(Error::FormatVersion {
+            cause: Box::new(Error::FormatVersion {
                 version: 2,
                 supported: 1,
             }),

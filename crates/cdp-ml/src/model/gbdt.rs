@@ -184,7 +184,7 @@ struct Settings {
 }
 
 fn boost(what: &'static str) -> impl FnOnce(HessboostError) -> Error {
-    move |source| Error::Boost { what, source }
+    move |cause| Error::Boost { what, cause }
 }
 
 /// Parse `params` for a fit on `labels`, with XGBoost's defaults.
@@ -709,12 +709,12 @@ impl GbdtModel {
 
     /// Map a hessboost refusal of prediction rows to cdp's error: the
     /// first infinite value by row and feature, else the library's reason.
-    fn rows_error(&self, rows: &[f32], source: HessboostError) -> Error {
+    fn rows_error(&self, rows: &[f32], cause: HessboostError) -> Error {
         match check_finite(&self.features, rows) {
             Err(e) => e,
             Ok(()) => Error::Boost {
                 what: "predicting",
-                source,
+                cause,
             },
         }
     }
