@@ -7,6 +7,7 @@ mod gen_truth;
 mod identity;
 mod ingest;
 mod model;
+mod offers;
 mod samples;
 mod support;
 mod tag;

@@ -10,7 +10,9 @@ mod ingest_cmd;
 mod model_cmd;
 mod progress;
 mod query_cmd;
+mod score_cmd;
 mod tag_cmd;
+mod train_cmd;
 mod validate_cmd;
 
 use std::path::PathBuf;
@@ -78,6 +80,12 @@ enum Command {
     /// Tag every customer as of a date: PCA components, a named segment, tags (gold.tags).
     #[command(after_help = tag_cmd::EXAMPLES)]
     Tag(tag_cmd::Args),
+    /// Train the offer-propensity model from past offers with point-in-time features.
+    #[command(after_help = train_cmd::EXAMPLES)]
+    Train(train_cmd::Args),
+    /// Score every eligible customer x card offer with the current offer model (gold.scores).
+    #[command(after_help = score_cmd::EXAMPLES)]
+    Score(score_cmd::Args),
     /// Run SQL over every lake table (bronze, silver, gold, ref).
     #[command(after_help = query_cmd::EXAMPLES)]
     Query(query_cmd::Args),
@@ -141,6 +149,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(args) => validate_cmd::run(&ctx, args),
         Command::Build(args) => build_cmd::run(&ctx, args),
         Command::Tag(args) => tag_cmd::run(&ctx, args),
+        Command::Train(args) => train_cmd::run(&ctx, args),
+        Command::Score(args) => score_cmd::run(&ctx, args),
         Command::Query(args) => query_cmd::run(&ctx, args),
         Command::Features { action } => features_cmd::run(&ctx, action),
         Command::Model { action } => model_cmd::run(&ctx, action),

@@ -76,6 +76,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// Too few labelled offers with features to train on.
+    #[error(
+        "too few offers to train as of {as_of}: {rows} rows with features, {needed} needed \
+         ({counts}); build feature snapshots for the days before past offers were sent \
+         (`cdp build --as-of D`) or lower [offers] min_rows"
+    )]
+    TooFewOffers {
+        as_of: NaiveDate,
+        rows: usize,
+        needed: usize,
+        counts: String,
+    },
+
+    /// An `--algo` or `[offers] algo` cdp does not know.
+    #[error("unknown algorithm {name:?}: use gbdt, random-forest or logistic")]
+    UnknownAlgo { name: String },
+
+    /// No offer model has been trained in this lake.
+    #[error("no offer model in lake {lake}; run `cdp train --as-of D` first")]
+    NoOfferModel { lake: String },
+
     /// The published silver manifest names a snapshot that cannot be used.
     #[error("silver snapshot as of {as_of}: {reason}")]
     Snapshot { as_of: NaiveDate, reason: String },

@@ -14,6 +14,11 @@
 //! * [`tag::tag`]: `cdp tag --as-of D`, `silver.features` through the
 //!   current (or a newly fitted) customer tagger of `cdp-ml` to
 //!   `gold.tags` and `gold.tag_drift`.
+//! * [`train::train`]: `cdp train --as-of D`, labelled past offers with
+//!   point-in-time features to a versioned offer model (`models/offer/`).
+//! * [`score::score`]: `cdp score --as-of D`, every eligible customer ×
+//!   card offer scored by the current offer model, ranked and explained in
+//!   `gold.scores`.
 //! * [`gold`]: gold tables written and published into a gold snapshot,
 //!   beside the other tables of that date.
 //! * [`identity`]: union-find identity resolution with ids stable across
@@ -34,10 +39,12 @@ pub mod frame;
 pub mod gold;
 pub mod identity;
 pub mod query;
+pub mod score;
 pub mod session;
 pub mod sql;
 pub mod tables;
 pub mod tag;
+pub mod train;
 pub mod udf;
 
 pub use error::{Error, Result};

@@ -50,6 +50,11 @@ impl Params {
         Self { values }
     }
 
+    /// Sets `name` to `sql`, a literal or fragment rendered as is.
+    pub fn set(&mut self, name: &'static str, sql: String) {
+        self.values.insert(name, sql);
+    }
+
     /// The rendered value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
