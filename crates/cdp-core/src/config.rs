@@ -56,7 +56,8 @@ pub struct OffersConfig {
     pub algo: String,
     /// Learner parameters by XGBoost's names (`eta`, `max_depth`,
     /// `num_round`, `early_stopping_rounds`, …), as text; `--param`
-    /// overrides them one by one.
+    /// overrides them one by one. Numbers and booleans are taken as text.
+    #[serde(deserialize_with = "params_as_text")]
     pub params: BTreeMap<String, String>,
     /// An offer is paired with the feature snapshot of the latest built
     /// day at or before the day before it was sent, no older than this
@@ -94,6 +95,34 @@ impl Default for OffersConfig {
             top_reasons: 3,
         }
     }
+}
+
+/// A table of parameters whose values may be strings, numbers or booleans.
+fn params_as_text<'de, D>(deserializer: D) -> std::result::Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let map = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Scalar::Text(s) => s,
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (k, text)
+        })
+        .collect())
 }
 
 impl OffersConfig {
@@ -612,6 +641,25 @@ mod tests {
         let err =
             Config::load(None, env(&[("CDP__TAGGER__FEATURES", r#"["a", "a"]"#)])).unwrap_err();
         assert!(err.to_string().contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn offer_params_take_numbers_as_text_and_bad_shares_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cdp.toml");
+        std::fs::write(
+            &file,
+            "[offers]\nparams = { eta = 0.05, max_depth = 4, objective = \"binary:logistic\" }\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.offers.params["eta"], "0.05");
+        assert_eq!(c.offers.params["max_depth"], "4");
+        assert_eq!(c.offers.params["objective"], "binary:logistic");
+        let err = Config::load(None, env(&[("CDP__OFFERS__TEST_SHARE", "0.7")])).unwrap_err();
+        assert!(err.to_string().contains("offers.test_share"), "{err}");
+        let err = Config::load(None, env(&[("CDP__OFFERS__ALGO", "svm")])).unwrap_err();
+        assert!(err.to_string().contains("offers.algo"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! turn contributions into words ("high foreign share in the last 90
 //! days"). Versions live under `models/offer/<version>/` through the
 //! [`ModelStore`](crate::store::ModelStore): `model.json` (loadable by
-//! `cdp model predict --model`) and `summary.txt`, a readable report.
+//! `cdp model predict --model`), `summary.txt`, a readable report, and for
+//! tree models `xgboost.json`, the trees as Python XGBoost loads them.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::eval::Report;
 use crate::model::format::{self, ModelDocument};
-use crate::model::{FeatureImportance, Model};
+use crate::model::{Algo, FeatureImportance, Model};
 use crate::store::{VersionInfo, Versioned};
 
 /// How the labelled offers were turned into a training set.
@@ -194,7 +195,18 @@ impl Versioned for OfferModel {
     }
 
     fn other_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        Ok(vec![("summary.txt".into(), self.summary()?.into_bytes())])
+        let mut files = vec![("summary.txt".into(), self.summary()?.into_bytes())];
+        if matches!(self.document.algo, Algo::Gbdt | Algo::Xgboost) {
+            // the trees alone, as Python XGBoost loads them
+            let trees = serde_json::to_vec_pretty(&self.document.payload).map_err(|source| {
+                Error::ModelEncode {
+                    version: self.version.clone(),
+                    source,
+                }
+            })?;
+            files.push((format::XGBOOST_FILE.into(), trees));
+        }
+        Ok(files)
     }
 
     fn from_model_json(bytes: &[u8], origin: &str) -> Result<Self> {
