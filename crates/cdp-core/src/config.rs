@@ -44,6 +44,108 @@ pub struct Config {
     pub tagger: TaggerConfig,
     /// Offer-propensity models (`cdp train`, `cdp score`).
     pub offers: OffersConfig,
+    /// The online feature store (`cdp materialize`, `cdp serve`).
+    pub online: OnlineConfig,
+}
+
+/// `[online]`: where online features live and how they are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnlineConfig {
+    /// `embedded` (snapshots in the lake, memory-mapped by the reader; no
+    /// server) or a Redis URL, `redis://[:password@]host:port/db`;
+    /// `cdp materialize --online` overrides it.
+    pub backend: String,
+    /// Entities per pipelined Redis batch.
+    pub batch_size: usize,
+    /// Redis batches in flight at once while materializing.
+    pub pipelines: usize,
+    /// Prefix of every Redis key (`<prefix>:e:<unified_id>`, `<prefix>:meta`).
+    pub key_prefix: String,
+    /// A Redis key expires this many days after its longest feature TTL,
+    /// counted from the last materialization that confirmed it.
+    pub key_grace_days: u32,
+    /// Redis connect and response timeout for lookups, in milliseconds.
+    pub redis_timeout_ms: u64,
+    /// Embedded snapshots kept in the lake, the current one included.
+    pub keep_snapshots: usize,
+}
+
+impl Default for OnlineConfig {
+    fn default() -> Self {
+        Self {
+            backend: "embedded".into(),
+            batch_size: 1000,
+            pipelines: 4,
+            key_prefix: "cdp".into(),
+            key_grace_days: 1,
+            redis_timeout_ms: 1000,
+            keep_snapshots: 3,
+        }
+    }
+}
+
+impl OnlineConfig {
+    /// Checks the settings (called by [`Config::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &'static str, value: String, reason: &str| Error::ConfigValue {
+            key,
+            value,
+            reason: reason.into(),
+        };
+        let backend = self.backend.trim();
+        if !(backend == "embedded"
+            || backend.starts_with("redis://")
+            || backend.starts_with("rediss://"))
+        {
+            return Err(bad(
+                "online.backend",
+                without_credentials(backend),
+                "must be `embedded` or a redis://host:port/db URL",
+            ));
+        }
+        if !(1..=100_000).contains(&self.batch_size) {
+            return Err(bad(
+                "online.batch_size",
+                self.batch_size.to_string(),
+                "must be in 1..=100000",
+            ));
+        }
+        if !(1..=64).contains(&self.pipelines) {
+            return Err(bad(
+                "online.pipelines",
+                self.pipelines.to_string(),
+                "must be in 1..=64",
+            ));
+        }
+        if self.key_prefix.is_empty()
+            || !self
+                .key_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+        {
+            return Err(bad(
+                "online.key_prefix",
+                self.key_prefix.clone(),
+                "must be letters, digits, `_`, `-`, `.` or `:`",
+            ));
+        }
+        if self.redis_timeout_ms == 0 {
+            return Err(bad(
+                "online.redis_timeout_ms",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        if self.keep_snapshots == 0 {
+            return Err(bad(
+                "online.keep_snapshots",
+                "0".into(),
+                "must be at least 1 (the current snapshot)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[offers]`: how `cdp train` builds its training set and fits the
@@ -98,7 +200,9 @@ impl Default for OffersConfig {
 }
 
 /// A table of parameters whose values may be strings, numbers or booleans.
-fn params_as_text<'de, D>(deserializer: D) -> std::result::Result<BTreeMap<String, String>, D::Error>
+fn params_as_text<'de, D>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<String, String>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
@@ -330,6 +434,16 @@ impl TaggerConfig {
     }
 }
 
+/// `uri` with the user and password of its authority hidden, for messages.
+fn without_credentials(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &uri[..scheme], &uri[at..])
+        }
+        _ => uri.to_string(),
+    }
+}
+
 /// How many segments the tagger makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Segments {
@@ -557,6 +671,7 @@ impl Config {
         self.engine.memory_limit_bytes(None)?;
         self.tagger.validate()?;
         self.offers.validate()?;
+        self.online.validate()?;
         if self.log.level.trim().is_empty() {
             return Err(Error::ConfigValue {
                 key: "log.level",
@@ -660,6 +775,34 @@ mod tests {
         assert!(err.to_string().contains("offers.test_share"), "{err}");
         let err = Config::load(None, env(&[("CDP__OFFERS__ALGO", "svm")])).unwrap_err();
         assert!(err.to_string().contains("offers.algo"), "{err}");
+    }
+
+    #[test]
+    fn online_backend_is_embedded_or_redis_and_passwords_stay_hidden() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.online.backend, "embedded");
+        let c = Config::load(
+            None,
+            env(&[
+                ("CDP__ONLINE__BACKEND", "redis://cache:6379/1"),
+                ("CDP__ONLINE__BATCH_SIZE", "500"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.online.backend, "redis://cache:6379/1");
+        assert_eq!(c.online.batch_size, 500);
+        let err = Config::load(
+            None,
+            env(&[("CDP__ONLINE__BACKEND", "memcache://:s3cret@x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("online.backend") && !err.contains("s3cret"),
+            "{err}"
+        );
+        let err = Config::load(None, env(&[("CDP__ONLINE__KEY_PREFIX", "a b")])).unwrap_err();
+        assert!(err.to_string().contains("online.key_prefix"), "{err}");
     }
 
     #[test]

@@ -5,8 +5,19 @@
 //! sets, and online stores (embedded in the lake, or Redis) that product
 //! teams read in well under a millisecond.
 //!
+//! * [`online`]: the online store — the [`online::OnlineStore`] trait
+//!   (lookups by unified_id with per-value status and event time), the
+//!   embedded backend (memory-mapped snapshots in the lake) and the Redis
+//!   backend.
+//! * [`materialize`]: `cdp materialize`, a feature snapshot into an
+//!   online store.
+//! * [`synthetic`]: synthetic feature snapshots of any size, for
+//!   benchmarks and tests.
 //! * [`error`]: the crate's [`Error`] and [`Result`].
 
 pub mod error;
+pub mod materialize;
+pub mod online;
+pub mod synthetic;
 
 pub use error::{Error, Result};
