@@ -6,6 +6,7 @@ mod build_cmd;
 mod engine;
 mod features_cmd;
 mod gen_cmd;
+mod historical_cmd;
 mod ingest_cmd;
 mod model_cmd;
 mod progress;
@@ -86,6 +87,9 @@ enum Command {
     /// Score every eligible customer x card offer with the current offer model (gold.scores).
     #[command(after_help = score_cmd::EXAMPLES)]
     Score(score_cmd::Args),
+    /// Point-in-time training set: an entity file with timestamps joined to the feature snapshots.
+    #[command(after_help = historical_cmd::EXAMPLES)]
+    Historical(historical_cmd::Args),
     /// Run SQL over every lake table (bronze, silver, gold, ref).
     #[command(after_help = query_cmd::EXAMPLES)]
     Query(query_cmd::Args),
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tag(args) => tag_cmd::run(&ctx, args),
         Command::Train(args) => train_cmd::run(&ctx, args),
         Command::Score(args) => score_cmd::run(&ctx, args),
+        Command::Historical(args) => historical_cmd::run(&ctx, args),
         Command::Query(args) => query_cmd::run(&ctx, args),
         Command::Features { action } => features_cmd::run(&ctx, action),
         Command::Model { action } => model_cmd::run(&ctx, action),

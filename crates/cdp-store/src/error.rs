@@ -73,4 +73,73 @@ pub enum Error {
         "another materialization holds {lock}; try again when it is done (the lock lapses after an hour)"
     )]
     MaterializeBusy { lock: String },
+
+    /// A feature service file or folder could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    ServiceRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A feature service file is malformed.
+    #[error("feature service file {file}: {reason}")]
+    ServiceSpec { file: String, reason: String },
+
+    /// A feature service lists a feature the registry does not declare.
+    #[error(
+        "feature service file {file}: unknown feature {feature}; `cdp features list` shows the declared ones"
+    )]
+    ServiceFeature { file: String, feature: String },
+
+    /// A feature service name no file declares.
+    #[error("no feature service named {name:?}; known: {}", known.join(", "))]
+    UnknownService { name: String, known: Vec<String> },
+
+    /// A historical retrieval asks for something it cannot give (no
+    /// features, an unknown one, a feature twice).
+    #[error("historical retrieval: {reason}")]
+    Request { reason: String },
+
+    /// The entity file cannot be read.
+    #[error("entity file {}: {reason}", path.display())]
+    EntityRead {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    /// A column of the entity file is missing, ambiguous or of a type that
+    /// cannot be used.
+    #[error("entity file {}: {reason}", path.display())]
+    EntityColumn {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    /// The lake has no feature snapshot to retrieve from.
+    #[error("lake {lake} has no feature snapshot; run `cdp build --as-of D` first")]
+    NoSnapshot { lake: String },
+
+    /// A feature snapshot lacks a requested feature (built before it was
+    /// declared).
+    #[error(
+        "feature {feature} is not in the snapshot as of {as_of}; rebuild it with `cdp build --as-of {as_of}`"
+    )]
+    MissingFeature {
+        feature: String,
+        as_of: chrono::NaiveDate,
+    },
+
+    /// The point-in-time join failed in DataFusion.
+    #[error("historical retrieval: {what}: {error}")]
+    Join {
+        what: String,
+        error: Box<datafusion::error::DataFusionError>,
+    },
+
+    /// The output file cannot be written.
+    #[error("cannot write {}: {reason}", path.display())]
+    Output {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
