@@ -8,6 +8,7 @@ mod identity;
 mod ingest;
 mod model;
 mod offers;
+mod online;
 mod samples;
 mod support;
 mod tag;

@@ -88,8 +88,14 @@ pub async fn materialize(
         rows: 0,
         features,
     };
-    let table = tokio::task::block_in_place(|| OnlineTable::new(info, &ids, &arrays))?;
-    drop(arrays);
+    // Casting, narrowing and indexing a million rows is CPU work: off the
+    // async workers.
+    let table = tokio::task::spawn_blocking(move || OnlineTable::new(info, &ids, &arrays))
+        .await
+        .map_err(|e| Error::OnlineColumn {
+            feature: "*".into(),
+            reason: format!("the conversion task failed: {e}"),
+        })??;
     lap(&mut seconds, "convert");
     let rows = table.rows() as u64;
     let features = table.info.features.len();

@@ -727,3 +727,110 @@ fn an_unreachable_redis_is_a_one_line_error_without_the_password() {
         assert!(!err.contains("hunter2"), "{err}");
     });
 }
+
+#[test]
+fn an_embedded_reader_keeps_its_snapshot_when_its_files_are_deleted() {
+    runtime().block_on(async {
+        let backend = Embedded::new();
+        let keep_one = WriteOptions { keep_snapshots: 1 };
+        embedded::write(&backend.lake, &table(1, &rows_day_1()), &keep_one)
+            .await
+            .unwrap();
+        let store = EmbeddedStore::open(backend.lake.clone()).await.unwrap();
+        let report = embedded::write(&backend.lake, &table(2, &rows_day_2()), &keep_one)
+            .await
+            .unwrap();
+        assert_eq!(report.deleted.len(), 1, "day 1's snapshot is deleted");
+        let root = backend.lake.local_root().unwrap();
+        assert!(
+            !root
+                .join(&report.deleted[0])
+                .join(embedded::DATA_FILE)
+                .exists()
+        );
+        // Still mapped: day 1's answers, until the refresh.
+        let at = cutoff(1);
+        let got = get(
+            &store,
+            &["U3", "U2"],
+            &all_features()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            at,
+        )
+        .await;
+        check(
+            &got,
+            &rows_day_1(),
+            at,
+            cutoff(1),
+            "embedded, deleted files",
+        );
+        assert!(store.refresh().await.unwrap());
+        let at = cutoff(2);
+        let got = get(&store, &["U3", "U2"], &["count_30d"], at).await;
+        check(&got, &rows_day_2(), at, cutoff(2), "embedded, refreshed");
+    });
+}
+
+#[test]
+fn embedded_lookups_go_on_while_snapshots_are_swapped() {
+    let backend = Embedded::new();
+    let store = runtime().block_on(async {
+        backend.materialize(table(1, &rows_day_1())).await;
+        Arc::new(EmbeddedStore::open(backend.lake.clone()).await.unwrap())
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let entities = strings(&["U1", "U2", "U3", "U4", "U5"]);
+                let features = all_features();
+                let mut seen = std::collections::BTreeSet::new();
+                let mut lookups = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || lookups == 0 {
+                    let got = store
+                        .lookup(&Lookup::new(&entities, &features).at(cutoff(1)))
+                        .expect("a lookup never fails during a swap");
+                    // Every answer comes from one snapshot, whole.
+                    let day = if got.columns[0].event_time[0] == Some(cutoff(1)) {
+                        1
+                    } else {
+                        2
+                    };
+                    let rows = if day == 1 { rows_day_1() } else { rows_day_2() };
+                    check(
+                        &got,
+                        &rows,
+                        cutoff(1),
+                        cutoff(day),
+                        "embedded, during a swap",
+                    );
+                    seen.insert(day);
+                    lookups += 1;
+                }
+                (lookups, seen)
+            })
+        })
+        .collect();
+    runtime().block_on(async {
+        for round in 0..6 {
+            let (d, rows) = if round % 2 == 0 {
+                (2, rows_day_2())
+            } else {
+                (1, rows_day_1())
+            };
+            backend.materialize(table(d, &rows)).await;
+            assert!(store.refresh().await.unwrap());
+        }
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        let (lookups, seen) = reader.join().unwrap();
+        assert!(lookups > 0);
+        assert!(!seen.is_empty());
+    }
+    assert_eq!(store.version(), 7);
+}

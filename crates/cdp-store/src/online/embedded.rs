@@ -430,6 +430,14 @@ impl EmbeddedStore {
         }
     }
 
+    /// Every unified_id of the snapshot served, in stored order (for tools
+    /// and benchmarks; empty before the first snapshot).
+    pub fn entities(&self) -> Vec<String> {
+        self.current.load().as_ref().map_or_else(Vec::new, |s| {
+            s.ids.iter().flatten().map(str::to_string).collect()
+        })
+    }
+
     /// The manifest version of the snapshot served, 0 before the first.
     pub fn version(&self) -> u64 {
         self.current.load().as_ref().map_or(0, |s| s.version)
