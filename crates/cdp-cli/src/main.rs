@@ -8,6 +8,7 @@ mod features_cmd;
 mod gen_cmd;
 mod historical_cmd;
 mod ingest_cmd;
+mod materialize_cmd;
 mod model_cmd;
 mod progress;
 mod query_cmd;
@@ -87,6 +88,9 @@ enum Command {
     /// Score every eligible customer x card offer with the current offer model (gold.scores).
     #[command(after_help = score_cmd::EXAMPLES)]
     Score(score_cmd::Args),
+    /// Copy a feature snapshot into the online store (embedded in the lake, or Redis).
+    #[command(after_help = materialize_cmd::EXAMPLES)]
+    Materialize(materialize_cmd::Args),
     /// Point-in-time training set: an entity file with timestamps joined to the feature snapshots.
     #[command(after_help = historical_cmd::EXAMPLES)]
     Historical(historical_cmd::Args),
@@ -155,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tag(args) => tag_cmd::run(&ctx, args),
         Command::Train(args) => train_cmd::run(&ctx, args),
         Command::Score(args) => score_cmd::run(&ctx, args),
+        Command::Materialize(args) => materialize_cmd::run(&ctx, args),
         Command::Historical(args) => historical_cmd::run(&ctx, args),
         Command::Query(args) => query_cmd::run(&ctx, args),
         Command::Features { action } => features_cmd::run(&ctx, action),
