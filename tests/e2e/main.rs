@@ -4,6 +4,7 @@
 mod build;
 mod cli;
 mod gen_truth;
+mod historical;
 mod identity;
 mod ingest;
 mod model;

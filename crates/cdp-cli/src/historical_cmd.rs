@@ -48,7 +48,6 @@ pub struct Args {
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        required_unless_present = "service",
         conflicts_with = "service"
     )]
     features: Vec<String>,
@@ -89,6 +88,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             .filter(|f| !f.is_empty())
             .collect(),
     };
+    if features.is_empty() {
+        anyhow::bail!("no features asked for: give --features a,b,c or --service NAME");
+    }
     let request = HistoricalRequest {
         entities: args.entities,
         out: args.out,
