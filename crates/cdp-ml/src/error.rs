@@ -166,6 +166,12 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// cdp's TreeSHAP cannot explain the model (a categorical split, linear
+    /// or vector leaves, more than one output, a tree too deep); `reason`
+    /// names the tree and node.
+    #[error("TreeSHAP cannot explain this model: {reason}")]
+    Explain { reason: String },
+
     /// A row handed to a model does not hold one value per model feature.
     #[error("the model takes {expected} feature values per row, got {got}")]
     FeatureCount { expected: usize, got: usize },

@@ -10,6 +10,8 @@
 //!
 //! * [`gbdt`]: the gradient-boosted-tree learner (hessboost) and XGBoost
 //!   JSON models.
+//! * [`treeshap`]: exact TreeSHAP over a flattened forest, behind the
+//!   gradient-boosted trees' contributions.
 //! * [`baseline`]: random forest and logistic regression (smartcore).
 //! * [`format`]: cdp's model document (`model.json`), loading any model
 //!   file, XGBoost's included.
@@ -27,6 +29,7 @@ use crate::error::{Error, Result};
 pub mod baseline;
 pub mod format;
 pub mod gbdt;
+pub mod treeshap;
 
 /// The learning algorithms cdp knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
