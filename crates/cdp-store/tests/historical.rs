@@ -764,11 +764,12 @@ async fn retrieval_equals_pandas_merge_asof_on_a_larger_world() {
     let lake_dir = dir.path().join("lake");
     let engine = engine(world.write(&lake_dir).await);
     let registry = FeatureRegistry::embedded().unwrap();
-    for (kind, file) in [
-        (KeyKind::CustomerId, "entities.parquet"),
-        (KeyKind::DeviceId, "entities.csv"),
+    // 100,000 rows through Parquet, 30,000 through CSV (text timestamps).
+    for (kind, file, n) in [
+        (KeyKind::CustomerId, "entities.parquet", 100_000),
+        (KeyKind::DeviceId, "entities.csv", 30_000),
     ] {
-        let rows = random_rows(&mut rng, kind, &built, persons, 100_000);
+        let rows = random_rows(&mut rng, kind, &built, persons, n);
         let table = entities(kind.name(), &rows);
         let entities_path = dir.path().join(file);
         write_table(&entities_path, &table);
@@ -786,7 +787,7 @@ async fn retrieval_equals_pandas_merge_asof_on_a_larger_world() {
         )
         .await
         .unwrap();
-        assert_eq!(report.summary.rows, 100_000);
+        assert_eq!(report.summary.rows, n as u64);
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pandas_asof.py");
         let features = serde_json::to_string(
             &FEATURES
@@ -814,7 +815,7 @@ async fn retrieval_equals_pandas_merge_asof_on_a_larger_world() {
             String::from_utf8_lossy(&check.stderr)
         );
         let said = String::from_utf8_lossy(&check.stdout);
-        assert!(said.contains("100000 rows equal"), "{said}");
+        assert!(said.contains(&format!("{n} rows equal")), "{said}");
     }
 }
 
