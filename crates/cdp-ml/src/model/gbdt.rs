@@ -15,10 +15,10 @@
 //! (Apache-2.0) that reads and writes XGBoost's JSON model schema, predicts
 //! imported XGBoost models with the same margins, and has TreeSHAP and
 //! XGBoost's importance types. Training and prediction are its own;
-//! explanation is cdp's [`treeshap`](super::treeshap) (hessboost's measured 4.5 ms per row
-//! in cdp's builds, see there), over a flattened copy of the trees built on
-//! the first call. Besides that this module adds only what cdp needs around
-//! it:
+//! contributions are cdp's exact TreeSHAP ([`super::treeshap`]: about
+//! twice hessboost's throughput in release builds, see there), over a
+//! flattened copy of the trees built on the first call. Besides that this
+//! module adds only what cdp needs around it:
 //!
 //! * parameter parsing with cdp's rules ([`Params::only`]: an unknown key is
 //!   refused, never ignored) and defaults recorded in the model (`nthread`

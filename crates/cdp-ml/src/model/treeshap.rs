@@ -49,13 +49,13 @@
 //! depth-6, 85-feature model in cdp's dev and test builds, whatever the
 //! batch: it is generic (`impl Into<Iterations>`), so its walk is compiled
 //! at cdp's opt-level, not hessboost's `opt-level = 3`. In a release build
-//! it does about 10,000 rows per second per core on that model (2,400 on
-//! 200 trees), and it rebuilds its setup on every call (0.4 ms for one
-//! row). This module builds its layout once per model ([`Forest::new`]),
-//! allocates nothing per row, and does about twice hessboost's release
-//! throughput (23,000 and 4,800 rows per second per core), and Algorithm 2
-//! is exact at any depth, where the eight-point rule is exact only up to
-//! seven distinct features on a path.
+//! it explains about 10,000 rows per second per core of that model, and
+//! 2,400 with 200 trees. This module builds its layout once per model
+//! ([`Forest::new`]), allocates nothing per row, and explains about 23,000
+//! and 4,600 rows per second per core of the same models in a release
+//! build (a single row takes about 0.2 ms of 40 trees with either); and
+//! Algorithm 2 is exact at any depth, where the eight-point rule is exact
+//! only up to seven distinct features on a path.
 //!
 //! # Layout and semantics
 //!
