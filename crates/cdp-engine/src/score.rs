@@ -151,10 +151,10 @@ ORDER BY f.unified_id, p.offer_id",
         }
         let p = model.predict(&rows)?;
         let why = explain.reasons(&rows)?;
-        for r in 0..n {
+        for (r, row_reasons) in why.iter().enumerate() {
             ids.append_value(id.value(r));
             offers.append_value(offer_id.value(r));
-            for reason in &why[r] {
+            for reason in row_reasons {
                 reasons.values().append_value(reason);
             }
             reasons.append(true);
@@ -300,7 +300,12 @@ impl<'a> Explainer<'a> {
         }
         let contributions = match self.model.contributions(rows) {
             Ok(c) => c,
-            Err(cdp_ml::Error::Unsupported { .. }) => return Ok(vec![Vec::new(); n]),
+            // a baseline without contributions, or trees TreeSHAP refuses
+            // (categorical splits of an imported model): scores stay
+            // unexplained rather than unscored
+            Err(cdp_ml::Error::Unsupported { .. } | cdp_ml::Error::Explain { .. }) => {
+                return Ok(vec![Vec::new(); n]);
+            }
             Err(e) => return Err(e.into()),
         };
         Ok((0..n)
