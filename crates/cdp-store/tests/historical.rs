@@ -427,7 +427,8 @@ async fn no_row_sees_a_snapshot_built_after_its_timestamp() {
     let engine = engine(world.write(dir.path()).await);
     let t = |s: &str| Some(parse_timestamp(s).unwrap());
     // (timestamp, expected snapshot, expected non-null features)
-    let cases: Vec<(Option<DateTime<Utc>>, Option<&str>, [bool; 4])> = vec![
+    type Case<'a> = (Option<DateTime<Utc>>, Option<&'a str>, [bool; 4]);
+    let cases: Vec<Case> = vec![
         // the morning of a built day: the day before, never the day itself
         (
             t("2026-01-12T09:00:00+08:00"),
