@@ -13,6 +13,7 @@ mod model_cmd;
 mod progress;
 mod query_cmd;
 mod score_cmd;
+mod serve_cmd;
 mod tag_cmd;
 mod train_cmd;
 mod validate_cmd;
@@ -103,6 +104,18 @@ enum Command {
         #[command(subcommand)]
         action: model_cmd::Action,
     },
+    /// Serve profiles, online features and offer scores over gRPC (cdp.v1).
+    #[command(after_help = serve_cmd::SERVE_EXAMPLES)]
+    Serve(serve_cmd::ServeArgs),
+    /// The quick start: build a lake from the samples when empty, then serve it with a demo key.
+    #[command(after_help = serve_cmd::UP_EXAMPLES)]
+    Up(serve_cmd::UpArgs),
+    /// API keys for `cdp serve`.
+    #[command(after_help = serve_cmd::APIKEY_EXAMPLES)]
+    Apikey {
+        #[command(subcommand)]
+        action: serve_cmd::ApiKeyAction,
+    },
     /// The declared features: list them, or describe one.
     #[command(after_help = features_cmd::EXAMPLES)]
     Features {
@@ -164,6 +177,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => query_cmd::run(&ctx, args),
         Command::Features { action } => features_cmd::run(&ctx, action),
         Command::Model { action } => model_cmd::run(&ctx, action),
+        Command::Serve(args) => serve_cmd::serve(&ctx, args),
+        Command::Up(args) => serve_cmd::up(&ctx, args),
+        Command::Apikey { action } => serve_cmd::apikey(&ctx, action),
     }
 }
 

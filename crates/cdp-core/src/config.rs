@@ -46,6 +46,158 @@ pub struct Config {
     pub offers: OffersConfig,
     /// The online feature store (`cdp materialize`, `cdp serve`).
     pub online: OnlineConfig,
+    /// The gRPC server (`cdp serve`, `cdp up`).
+    pub server: ServerConfig,
+}
+
+/// The scopes an API key may hold.
+pub const SCOPES: [&str; 4] = ["profiles", "features", "scores", "pii"];
+
+/// `[server]`: the gRPC server of `cdp serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// gRPC listen address (`cdp serve --addr` overrides it).
+    pub addr: String,
+    /// Prometheus metrics listen address (`GET /metrics`); empty: none.
+    pub metrics_addr: String,
+    /// Requests served at once; one more is refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+    /// Largest request message accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Deadline of a request that carries none, in milliseconds.
+    pub default_timeout_ms: u64,
+    /// How often the server looks for a newly published snapshot or model.
+    pub reload_interval_ms: u64,
+    /// PEM certificate chain; with `tls_key`, the server speaks TLS only.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
+    /// The API keys: who may call, with which scopes.
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+/// One API key, bound to a team (`[[server.api_keys]]`). The key itself is
+/// never stored, only its SHA-256 (`cdp apikey new` makes both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The team the key belongs to (shown in logs and metrics).
+    pub team: String,
+    /// SHA-256 hex of the key a caller sends as `authorization: Bearer KEY`.
+    pub key_sha256: String,
+    /// Any of `profiles`, `features`, `scores`, `pii`.
+    pub scopes: Vec<String>,
+    /// Feature services the key may read; empty: any feature or service.
+    #[serde(default)]
+    pub feature_services: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:50051".into(),
+            metrics_addr: "127.0.0.1:9464".into(),
+            max_concurrent_requests: 512,
+            max_request_bytes: 1 << 20,
+            default_timeout_ms: 5_000,
+            reload_interval_ms: 2_000,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the settings (called by [`Config::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &'static str, value: String, reason: &str| Error::ConfigValue {
+            key,
+            value,
+            reason: reason.into(),
+        };
+        if self.addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "server.addr",
+                self.addr.clone(),
+                "must be HOST:PORT, e.g. 127.0.0.1:50051",
+            ));
+        }
+        if !self.metrics_addr.is_empty()
+            && self.metrics_addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(bad(
+                "server.metrics_addr",
+                self.metrics_addr.clone(),
+                "must be HOST:PORT or empty",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_concurrent_requests) {
+            return Err(bad(
+                "server.max_concurrent_requests",
+                self.max_concurrent_requests.to_string(),
+                "must be 1 to 1000000",
+            ));
+        }
+        if !(1024..=(64 << 20)).contains(&self.max_request_bytes) {
+            return Err(bad(
+                "server.max_request_bytes",
+                self.max_request_bytes.to_string(),
+                "must be 1 KiB to 64 MiB",
+            ));
+        }
+        if self.default_timeout_ms == 0 {
+            return Err(bad(
+                "server.default_timeout_ms",
+                "0".into(),
+                "must be positive",
+            ));
+        }
+        if self.reload_interval_ms < 10 {
+            return Err(bad(
+                "server.reload_interval_ms",
+                self.reload_interval_ms.to_string(),
+                "must be at least 10",
+            ));
+        }
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            return Err(bad(
+                "server.tls_cert",
+                self.tls_cert.clone(),
+                "tls_cert and tls_key go together",
+            ));
+        }
+        for (i, key) in self.api_keys.iter().enumerate() {
+            let name = format!("api_keys[{i}] (team {:?})", key.team);
+            if key.team.trim().is_empty() {
+                return Err(bad("server.api_keys", name, "team must not be empty"));
+            }
+            if key.key_sha256.len() != 64 || !key.key_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(bad(
+                    "server.api_keys",
+                    name,
+                    "key_sha256 must be 64 hex digits (`cdp apikey new` makes one)",
+                ));
+            }
+            if key.scopes.is_empty() {
+                return Err(bad(
+                    "server.api_keys",
+                    name,
+                    "scopes must name at least one of profiles, features, scores, pii",
+                ));
+            }
+            if let Some(scope) = key.scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+                return Err(bad(
+                    "server.api_keys",
+                    format!("{name}: {scope}"),
+                    "unknown scope; expected profiles, features, scores or pii",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[online]`: where online features live and how they are written.
@@ -672,6 +824,7 @@ impl Config {
         self.tagger.validate()?;
         self.offers.validate()?;
         self.online.validate()?;
+        self.server.validate()?;
         if self.log.level.trim().is_empty() {
             return Err(Error::ConfigValue {
                 key: "log.level",

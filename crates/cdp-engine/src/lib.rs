@@ -19,6 +19,8 @@
 //! * [`score::score`]: `cdp score --as-of D`, every eligible customer ×
 //!   card offer scored by the current offer model, ranked and explained in
 //!   `gold.scores`.
+//! * [`serving`]: what `cdp serve` loads for a snapshot: profiles with
+//!   tags (and raw PII for callers holding the PII scope), the card catalogue.
 //! * [`gold`]: gold tables written and published into a gold snapshot,
 //!   beside the other tables of that date.
 //! * [`identity`]: union-find identity resolution with ids stable across
@@ -40,6 +42,7 @@ pub mod gold;
 pub mod identity;
 pub mod query;
 pub mod score;
+pub mod serving;
 pub mod session;
 pub mod sql;
 pub mod tables;

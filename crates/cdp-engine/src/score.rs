@@ -273,15 +273,18 @@ pub fn ranks(ids: &StringArray, probabilities: &[f64]) -> Vec<i32> {
     out
 }
 
-/// Turns contributions into words.
-struct Explainer<'a> {
+/// Turns a model's contributions into reasons in words; shared by `cdp
+/// score` and the server's online scoring, so both explain alike.
+pub struct Explainer<'a> {
     model: &'a dyn Model,
     medians: &'a BTreeMap<String, f64>,
     top: usize,
 }
 
 impl<'a> Explainer<'a> {
-    fn new(model: &'a dyn Model, medians: &'a BTreeMap<String, f64>, top: usize) -> Self {
+    /// Explains `model`'s rows with up to `top` reasons each; `medians`
+    /// (the training medians) tell "high" from "low".
+    pub fn new(model: &'a dyn Model, medians: &'a BTreeMap<String, f64>, top: usize) -> Self {
         Explainer {
             model,
             medians,
@@ -292,7 +295,7 @@ impl<'a> Explainer<'a> {
     /// The reasons of each row of `rows`: up to `top` features with the
     /// largest positive contributions, in words; none for a model without
     /// contributions.
-    fn reasons(&self, rows: &[f32]) -> Result<Vec<Vec<String>>> {
+    pub fn reasons(&self, rows: &[f32]) -> Result<Vec<Vec<String>>> {
         let features = self.model.features();
         let n = rows.len() / features.len().max(1);
         if self.top == 0 {
