@@ -11,6 +11,7 @@ mod model;
 mod offers;
 mod online;
 mod samples;
+mod serve;
 mod support;
 mod tag;
 mod timezones;

@@ -222,18 +222,27 @@ pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
         }
         let source = args.source.to_string_lossy().to_string();
         stage(ctx, &lake, &["ingest", "--source", &source])?;
-        let as_of = runtime
-            .block_on(cdp_engine::serving::last_business_day(&engine))?
+        let (first, last) = runtime
+            .block_on(cdp_engine::serving::business_days(&engine))?
             .context("no transactions were ingested from the samples")?;
-        let d = as_of.to_string();
-        for step in [
-            vec!["build", "--as-of", &d],
-            vec!["tag", "--as-of", &d],
-            vec!["train", "--as-of", &d],
-            vec!["score", "--as-of", &d],
-            vec!["materialize", "--as-of", &d],
-        ] {
-            stage(ctx, &lake, &step)?;
+        // weekly snapshots back from the last day: `cdp train` pairs each
+        // past offer with the features of the week before it was sent
+        let mut days = vec![last];
+        while let Some(earlier) = days
+            .last()
+            .and_then(|d| d.checked_sub_days(chrono::Days::new(7)))
+        {
+            if earlier < first {
+                break;
+            }
+            days.push(earlier);
+        }
+        for d in days.iter().rev() {
+            stage(ctx, &lake, &["build", "--as-of", &d.to_string()])?;
+        }
+        let d = last.to_string();
+        for step in ["tag", "train", "score", "materialize"] {
+            stage(ctx, &lake, &[step, "--as-of", &d])?;
         }
     }
     drop(engine);

@@ -73,25 +73,29 @@ pub async fn latest_snapshot(lake: &Lake) -> Result<Option<(NaiveDate, String)>>
     }))
 }
 
-/// The last business day with transactions in bronze, `None` when there
-/// are none: the date a quick start builds as of.
-pub async fn last_business_day(engine: &Engine) -> Result<Option<NaiveDate>> {
+/// The first and last business days with transactions in bronze, `None`
+/// when there are none: the range a quick start builds over.
+pub async fn business_days(engine: &Engine) -> Result<Option<(NaiveDate, NaiveDate)>> {
     register_bronze(engine, Access::Masked).await?;
     let batches = run(
         engine,
-        "SELECT CAST(max(dt) AS VARCHAR) AS d FROM bronze.transactions",
+        "SELECT CAST(min(dt) AS VARCHAR) AS first, CAST(max(dt) AS VARCHAR) AS last \
+         FROM bronze.transactions",
     )
     .await?;
     let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(None);
     };
-    let column = cast(batch.column(0), &DataType::Utf8).map_err(|e| Error::Column {
-        table: "bronze.transactions".into(),
-        column: "dt".into(),
-        reason: e.to_string(),
-    })?;
-    let column = column.as_string::<i32>();
-    Ok(column.iter().next().flatten().and_then(|d| d.parse().ok()))
+    let day = |i: usize| -> Result<Option<NaiveDate>> {
+        let column = cast(batch.column(i), &DataType::Utf8).map_err(|e| Error::Column {
+            table: "bronze.transactions".into(),
+            column: "dt".into(),
+            reason: e.to_string(),
+        })?;
+        let column = column.as_string::<i32>();
+        Ok(column.iter().next().flatten().and_then(|d| d.parse().ok()))
+    };
+    Ok(day(0)?.zip(day(1)?))
 }
 
 /// Loads the profiles and the card catalogue of the snapshot as of

@@ -28,6 +28,10 @@ pub enum Error {
     #[error("no customer has that {kind}")]
     NotFound { kind: &'static str },
 
+    /// The caller's deadline (`grpc-timeout`) passed before the answer was ready.
+    #[error("deadline of {budget_micros} µs exceeded")]
+    DeadlineExceeded { budget_micros: u128 },
+
     /// Too many requests at once.
     #[error("overloaded: {limit} requests in flight; retry with back-off")]
     Overloaded { limit: usize },
@@ -96,6 +100,7 @@ impl Error {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::NotFound { .. } => Code::NotFound,
             Error::Overloaded { .. } => Code::ResourceExhausted,
+            Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Error::NotReady { .. } => Code::Unavailable,
             Error::Store(e) => match e {
                 cdp_store::Error::TooManyEntities { .. } => Code::InvalidArgument,

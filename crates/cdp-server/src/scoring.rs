@@ -166,7 +166,7 @@ impl Scorer {
         let probabilities = model.predict(&rows)?;
         let reasons = Explainer::new(model, &self.medians, top)
             .reasons(&rows)
-            .map_err(|e| Error::Engine(e))?;
+            .map_err(Error::Engine)?;
         let mut scored: Vec<Scored> = eligible
             .iter()
             .zip(probabilities)

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use cdp_store::online::{self, Lookup, OnlineStore, Status as ValueStatus, Value};
@@ -113,6 +113,7 @@ impl Gate {
             g.metrics.refused(method, tonic::Code::ResourceExhausted);
             return Err(Error::Overloaded { limit: g.limit }.into());
         };
+        let deadline = Deadline::of(request.metadata());
         let span = info_span!("rpc", method, team = %caller.team, request_id = %request_id);
         let started = Instant::now();
         g.metrics.started();
@@ -121,14 +122,14 @@ impl Gate {
             let serving = g.current.load_full().ok_or_else(|| Error::NotReady {
                 reason: "no snapshot is served yet; run `cdp build` and `cdp materialize`".into(),
             })?;
-            handler(
-                Call {
-                    caller: caller.clone(),
-                    serving,
-                },
-                request.into_inner(),
-            )
-            .await
+            let call = Call {
+                caller: caller.clone(),
+                serving,
+            };
+            let answer = handler(call, request.into_inner()).await?;
+            // an answer after the caller gave up is not an answer
+            deadline.check()?;
+            Ok(answer)
         }
         .instrument(span.clone())
         .await;
@@ -148,6 +149,54 @@ impl Gate {
     fn online(&self) -> &dyn OnlineStore {
         self.inner.online.as_ref()
     }
+}
+
+/// The caller's deadline, from the `grpc-timeout` header.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Option<(Instant, Duration)>,
+}
+
+impl Deadline {
+    /// The deadline a request's metadata sets (none: the server's default,
+    /// which tonic enforces).
+    fn of(metadata: &tonic::metadata::MetadataMap) -> Self {
+        let budget = metadata
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        Deadline {
+            at: budget.map(|b| (Instant::now() + b, b)),
+        }
+    }
+
+    /// DEADLINE_EXCEEDED once it has passed.
+    fn check(&self) -> Result<()> {
+        match self.at {
+            Some((at, budget)) if Instant::now() > at => Err(Error::DeadlineExceeded {
+                budget_micros: budget.as_micros(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// The snapshot reference of what was served.
@@ -514,5 +563,21 @@ fn offer(s: Scored) -> pb::OfferScore {
         probability: s.probability,
         rank: s.rank,
         reasons: s.reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_with_their_units() {
+        assert_eq!(parse_grpc_timeout("1n"), Some(Duration::from_nanos(1)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        for bad in ["", "m", "123456789S", "5x", "-1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }

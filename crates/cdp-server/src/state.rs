@@ -128,7 +128,7 @@ impl Loader {
         fingerprint: Fingerprint,
         online: Option<SnapshotInfo>,
     ) -> Result<Serving> {
-        let engine = Engine::new(self.lake.clone(), self.calendar.clone(), &self.engine)?;
+        let engine = Engine::new(self.lake.clone(), self.calendar, &self.engine)?;
         let tables = serving::load(&engine, fingerprint.as_of, self.pii).await?;
         let profiles = Profiles::new(&tables.profiles)?;
         let scorer = match ModelStore::<OfferModel>::new(&self.lake).current().await? {
