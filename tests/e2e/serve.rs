@@ -862,7 +862,9 @@ fn access_limits_deadlines_health_reflection_and_metrics() {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
     assert!(!metrics.contains(uid));
-    assert!(!server.log().contains(uid), "the log names no customer");
+    let log = server.log();
+    let named: Vec<&str> = log.lines().filter(|l| l.contains(uid)).collect();
+    assert!(named.is_empty(), "the log names no customer: {named:?}");
 }
 
 /// A server admitting one request at a time, hit by 48 heavy batches over
@@ -1213,7 +1215,7 @@ fn up_builds_the_samples_and_serves_them_with_a_demo_key() {
     };
     assert_eq!(ready["as_of"], "2026-03-01");
     assert_eq!(ready["model"], "v1");
-    assert_eq!(ready["customers"], 2_000);
+    assert!(ready["customers"].as_u64().unwrap() > 1_900, "{ready}");
     let key = ready["demo_key"].as_str().unwrap().to_string();
     runtime().block_on(async {
         let mut c = clients(&server, Some(&key)).await;
@@ -1240,5 +1242,77 @@ fn up_builds_the_samples_and_serves_them_with_a_demo_key() {
             .into_inner();
         assert_eq!(scored.model_version, "v1");
         assert!(scored.results.iter().any(|r| !r.offers.is_empty()));
+    });
+}
+
+#[test]
+fn with_a_certificate_the_server_speaks_tls_only() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    let Ok(made) = made.filter(|o| o.status.success()) else {
+        eprintln!("skipping: openssl cannot make a test certificate");
+        return;
+    };
+    drop(made);
+    let server = Server::start(
+        &w.lake,
+        &[
+            ("CDP__SERVER__TLS_CERT", cert.to_str().unwrap()),
+            ("CDP__SERVER__TLS_KEY", key.to_str().unwrap()),
+        ],
+    );
+    let port = server.grpc.rsplit(':').next().unwrap().to_string();
+    runtime().block_on(async {
+        let pem = std::fs::read(&cert).unwrap();
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+            .domain_name("localhost");
+        let channel = Channel::from_shared(format!("https://localhost:{port}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .expect("a TLS connection");
+        let mut profiles =
+            ProfileServiceClient::with_interceptor(channel, Bearer::new(Some(&w.keys.no_pii)));
+        let p = profiles
+            .get_profile(pb::GetProfileRequest {
+                key: Some(any("U0000000001")),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(p.profile.unwrap().unified_id, "U0000000001");
+        // plaintext is not spoken
+        let plain = Channel::from_shared(server.grpc.clone())
+            .unwrap()
+            .connect_lazy();
+        let mut plain =
+            ProfileServiceClient::with_interceptor(plain, Bearer::new(Some(&w.keys.no_pii)));
+        let request = tonic::Request::new(pb::GetProfileRequest {
+            key: Some(any("U0000000001")),
+        });
+        let refused =
+            tokio::time::timeout(Duration::from_secs(10), plain.get_profile(request)).await;
+        assert!(!matches!(refused, Ok(Ok(_))), "no answer over plaintext");
     });
 }

@@ -931,6 +931,44 @@ mod tests {
     }
 
     #[test]
+    fn server_keys_come_from_the_environment_and_are_validated() {
+        let hash = "ab".repeat(32);
+        let keys = format!(
+            "[{{team = \"app\", key_sha256 = \"{hash}\", scopes = [\"profiles\", \"pii\"]}}]"
+        );
+        let c = Config::load(None, env(&[("CDP__SERVER__API_KEYS", &keys)])).unwrap();
+        assert_eq!(c.server.api_keys.len(), 1);
+        assert_eq!(c.server.api_keys[0].scopes, ["profiles", "pii"]);
+        assert!(c.server.api_keys[0].feature_services.is_empty());
+        for (var, value, wanted) in [
+            ("CDP__SERVER__ADDR", "nowhere", "server.addr"),
+            ("CDP__SERVER__METRICS_ADDR", "x:y", "server.metrics_addr"),
+            (
+                "CDP__SERVER__MAX_CONCURRENT_REQUESTS",
+                "0",
+                "max_concurrent_requests",
+            ),
+            ("CDP__SERVER__TLS_CERT", "cert.pem", "tls_key go together"),
+            (
+                "CDP__SERVER__API_KEYS",
+                "[{team = \"app\", key_sha256 = \"secret\", scopes = [\"profiles\"]}]",
+                "64 hex digits",
+            ),
+            (
+                "CDP__SERVER__API_KEYS",
+                &keys.replace("pii", "admin"),
+                "unknown scope",
+            ),
+        ] {
+            let e = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{var}={value}: {e}");
+            assert!(!e.contains("secret"), "a key is never repeated: {e}");
+        }
+    }
+
+    #[test]
     fn online_backend_is_embedded_or_redis_and_passwords_stay_hidden() {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.online.backend, "embedded");
