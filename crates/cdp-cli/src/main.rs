@@ -58,7 +58,7 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// More log output (-v debug, -vv trace); overrides [log] level.
+    /// More log output from cdp's own crates (-v debug, -vv trace); overrides [log] level.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
@@ -184,10 +184,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_logging(config: &Config, verbose: u8) -> anyhow::Result<()> {
+    // -v and -vv open cdp's own crates only: third-party crates (DataFusion,
+    // Parquet, h2) log data values such as column statistics at debug
+    // level, and customer data never goes to the log.
     let level = match verbose {
         0 => config.log.level.clone(),
-        1 => "debug".into(),
-        _ => "trace".into(),
+        1 => own_crates("debug"),
+        _ => own_crates("trace"),
     };
     let filter = EnvFilter::try_new(&level).with_context(|| format!("log level {level:?}"))?;
     let builder = tracing_subscriber::fmt()
@@ -199,6 +202,24 @@ fn init_logging(config: &Config, verbose: u8) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// A log filter: `level` for cdp's crates, warnings for everything else.
+fn own_crates(level: &str) -> String {
+    let crates = [
+        "cdp",
+        "cdp_core",
+        "cdp_gen",
+        "cdp_ingest",
+        "cdp_engine",
+        "cdp_ml",
+        "cdp_store",
+        "cdp_server",
+    ];
+    std::iter::once("warn".to_string())
+        .chain(crates.iter().map(|c| format!("{c}={level}")))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The error and its causes on one line.

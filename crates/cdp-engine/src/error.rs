@@ -120,6 +120,24 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An audience file (`cdp offers --audience FILE`) is wrong at a line:
+    /// a TOML error, an unknown key, offer, product, channel or column, or
+    /// an eligibility predicate that does not plan.
+    #[error("audience file {file}, line {line}: {reason}")]
+    Audience {
+        file: String,
+        line: usize,
+        reason: String,
+    },
+
+    /// An audience file, or a file it names, cannot be read.
+    #[error("audience file {file}: {reason}")]
+    AudienceFile { file: String, reason: String },
+
+    /// `cdp offers` needs scores of the as-of date.
+    #[error("no offer scores as of {as_of} in gold.scores; run `cdp score --as-of {as_of}` first")]
+    NoScores { as_of: NaiveDate },
+
     /// Encoding query output failed.
     #[error("cannot encode query output as {format}: {source}")]
     Encode {

@@ -19,6 +19,9 @@
 //! * [`score::score`]: `cdp score --as-of D`, every eligible customer ×
 //!   card offer scored by the current offer model, ranked and explained in
 //!   `gold.scores`.
+//! * [`audience`]: `cdp offers`, a marketer's audience file evaluated into
+//!   a ranked, suppressed, capped offer list with a control group, a run
+//!   record and an HTML report.
 //! * [`serving`]: what `cdp serve` loads for a snapshot: profiles with
 //!   tags (and raw PII for callers holding the PII scope), the card catalogue.
 //! * [`gold`]: gold tables written and published into a gold snapshot,
@@ -34,6 +37,7 @@
 //! * [`sql`]: `${…}` parameters of the SQL templates.
 //! * [`error`]: the crate's [`Error`] and [`Result`].
 
+pub mod audience;
 pub mod build;
 pub mod error;
 pub mod features;
