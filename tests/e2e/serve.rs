@@ -232,6 +232,17 @@ fn key(kind: pb::KeyKind, value: &str) -> pb::CustomerKey {
     }
 }
 
+/// `GetProfile` of `key`.
+async fn get_profile(
+    client: &mut ProfileServiceClient<Authed>,
+    key: pb::CustomerKey,
+) -> Result<pb::GetProfileResponse, tonic::Status> {
+    client
+        .get_profile(pb::GetProfileRequest { key: Some(key) })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 fn any(value: &str) -> pb::CustomerKey {
     key(pb::KeyKind::Unspecified, value)
 }
@@ -309,14 +320,9 @@ fn profiles_resolve_every_key_and_mask_pii_without_the_scope() {
                 assert_eq!(&p.unified_id, uid, "{k:?}");
                 assert_eq!(got.snapshot.unwrap().as_of, D);
             }
-            let p = masked
-                .profiles
-                .get_profile(pb::GetProfileRequest {
-                    key: Some(any(uid)),
-                })
+            let p = get_profile(&mut masked.profiles, any(uid))
                 .await
                 .unwrap()
-                .into_inner()
                 .profile
                 .unwrap();
             assert!(p.pii_masked);
@@ -339,14 +345,9 @@ fn profiles_resolve_every_key_and_mask_pii_without_the_scope() {
             let tags = p.tags.unwrap();
             assert!(tags.segment >= 0 && !tags.segment_name.is_empty(), "tagged");
 
-            let r = raw
-                .profiles
-                .get_profile(pb::GetProfileRequest {
-                    key: Some(any(uid)),
-                })
+            let r = get_profile(&mut raw.profiles, any(uid))
                 .await
                 .unwrap()
-                .into_inner()
                 .profile
                 .unwrap();
             assert!(!r.pii_masked);
@@ -401,52 +402,23 @@ fn profiles_resolve_every_key_and_mask_pii_without_the_scope() {
             first
         );
 
-        // errors: not found, empty key, unknown kind, too many keys
-        let status =
-            |r: Result<tonic::Response<pb::GetProfileResponse>, tonic::Status>| r.unwrap_err();
-        let e = status(
-            masked
-                .profiles
-                .get_profile(pb::GetProfileRequest {
-                    key: Some(any("C999999999")),
-                })
-                .await,
-        );
-        assert_eq!(e.code(), Code::NotFound);
-        assert!(
-            !e.message().contains("C999999999"),
-            "no key values in errors: {}",
-            e.message()
-        );
-        let e = status(
-            masked
-                .profiles
-                .get_profile(pb::GetProfileRequest {
-                    key: Some(any(" ")),
-                })
-                .await,
-        );
-        assert_eq!(e.code(), Code::InvalidArgument);
-        let e = status(
-            masked
-                .profiles
-                .get_profile(pb::GetProfileRequest { key: None })
-                .await,
-        );
-        assert_eq!(e.code(), Code::InvalidArgument);
+        // errors: not found (naming the key's kind, never its value), an
+        // empty key, no key, an unknown kind, too many keys
         let bad_kind = pb::CustomerKey {
             kind: 42,
             value: first.clone(),
         };
-        let e = status(
-            masked
-                .profiles
-                .get_profile(pb::GetProfileRequest {
-                    key: Some(bad_kind),
-                })
-                .await,
-        );
-        assert_eq!(e.code(), Code::InvalidArgument);
+        for (key, code) in [
+            (Some(any("C999999999")), Code::NotFound),
+            (Some(any(" ")), Code::InvalidArgument),
+            (None, Code::InvalidArgument),
+            (Some(bad_kind), Code::InvalidArgument),
+        ] {
+            let request = pb::GetProfileRequest { key: key.clone() };
+            let e = masked.profiles.get_profile(request).await.unwrap_err();
+            assert_eq!(e.code(), code, "{key:?}");
+            assert!(!e.message().contains("C999999999"), "{}", e.message());
+        }
         let e = masked
             .profiles
             .batch_get_profiles(pb::BatchGetProfilesRequest {
