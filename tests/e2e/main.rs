@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cdp` binary on freshly generated data and on
 //! the committed sample in `data/samples/`.
 
+mod audience;
 mod build;
 mod cli;
 mod gen_truth;

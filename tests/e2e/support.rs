@@ -117,3 +117,34 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     }
     out
 }
+
+/// The days before the first six weekly campaigns of a generated bank
+/// (campaigns go out on day 3 and every 7 days after): the snapshots
+/// `cdp train` takes features from.
+pub const CAMPAIGN_EVES: [&str; 6] = [
+    "2026-01-03",
+    "2026-01-10",
+    "2026-01-17",
+    "2026-01-24",
+    "2026-01-31",
+    "2026-02-07",
+];
+
+/// A scored lake in `dir/lake` from a bank generated into `dir/raw`
+/// (2,000 customers, 75 days, seed 11, 1 % dirt): ingested, built on the
+/// campaign eves and on `as_of`, then tagged, trained and scored as of
+/// `as_of`, and taken through `more` stages as of `as_of`. Returns the raw
+/// folder and the lake.
+pub fn scored_lake(dir: &Path, as_of: &str, more: &[&str]) -> (PathBuf, String) {
+    let raw = dir.join("raw");
+    let lake = dir.join("lake").to_str().unwrap().to_string();
+    generate(&raw, 2_000, 75, 11, 0.01, &[]);
+    run_ok(&["ingest", "--lake", &lake, "--source", raw.to_str().unwrap()]);
+    for d in CAMPAIGN_EVES.iter().chain([&as_of]) {
+        run_ok(&["build", "--lake", &lake, "--as-of", d]);
+    }
+    for stage in ["tag", "train", "score"].iter().chain(more) {
+        run_ok(&[stage, "--lake", &lake, "--as-of", as_of]);
+    }
+    (raw, lake)
+}

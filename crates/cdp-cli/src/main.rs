@@ -10,6 +10,7 @@ mod historical_cmd;
 mod ingest_cmd;
 mod materialize_cmd;
 mod model_cmd;
+mod offers_cmd;
 mod progress;
 mod query_cmd;
 mod score_cmd;
@@ -92,6 +93,9 @@ enum Command {
     /// Copy a feature snapshot into the online store (embedded in the lake, or Redis).
     #[command(after_help = materialize_cmd::EXAMPLES)]
     Materialize(materialize_cmd::Args),
+    /// A targeted offer list from an audience file: eligible, suppressed, ranked, with a control group.
+    #[command(after_help = offers_cmd::EXAMPLES)]
+    Offers(offers_cmd::Args),
     /// Point-in-time training set: an entity file with timestamps joined to the feature snapshots.
     #[command(after_help = historical_cmd::EXAMPLES)]
     Historical(historical_cmd::Args),
@@ -173,6 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train_cmd::run(&ctx, args),
         Command::Score(args) => score_cmd::run(&ctx, args),
         Command::Materialize(args) => materialize_cmd::run(&ctx, args),
+        Command::Offers(args) => offers_cmd::run(&ctx, args),
         Command::Historical(args) => historical_cmd::run(&ctx, args),
         Command::Query(args) => query_cmd::run(&ctx, args),
         Command::Features { action } => features_cmd::run(&ctx, action),

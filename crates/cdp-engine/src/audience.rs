@@ -92,8 +92,10 @@ struct Rule {
     step: &'static str,
     /// Words for people.
     label: String,
-    /// A null-free SQL condition over `c` and the joined sets: true = suppress.
+    /// A null-free SQL condition over `c` and the joined set: true = suppress.
     condition: String,
+    /// A set of unified_ids to LEFT JOIN as `k_<step>`, if the rule needs one.
+    join: Option<String>,
 }
 
 /// One step of the funnel.
@@ -268,15 +270,19 @@ pub async fn evaluate(
     let offer_name = check_names(engine, audience, as_of).await?;
     let model_version = model_version(engine, audience, as_of).await?;
     let (predicate, from) = eligible_from(audience, as_of);
-    // plan the eligibility predicate on its own, so its errors name its line
-    if let Err(e) = engine
-        .context()
-        .sql(&format!(
-            "SELECT c.unified_id {from} WHERE c.as_of = DATE '{as_of}' AND ({predicate})"
-        ))
+    // run the eligibility predicate on its own first, so that its errors
+    // (planning or running: a bad cast, a division by zero) name its line
+    if audience.eligibility.is_some()
+        && let Err(e) = count(
+            engine,
+            &format!("SELECT count(*) {from} WHERE c.as_of = DATE '{as_of}' AND ({predicate})"),
+        )
         .await
     {
-        let text = e.to_string();
+        let text = match e {
+            Error::Query { error } => error.to_string(),
+            e => return Err(e),
+        };
         return Err(audience.eligibility_error(needle(&text).as_deref(), first_clause(&text)));
     }
     lap(&mut seconds, "check", &mut clock);
@@ -289,15 +295,7 @@ pub async fn evaluate(
     )
     .await?;
     let base = base_sql(audience, as_of, &predicate, &from, &rules);
-    // the rest of the query is fixed: a failure while running it comes
-    // from the predicate (a cast, a division by zero) when there is one
-    let batches = query::run(engine, &base).await.map_err(|e| match e {
-        Error::Query { error } if audience.eligibility.is_some() => {
-            let text = error.to_string();
-            audience.eligibility_error(needle(&text).as_deref(), first_clause(&text))
-        }
-        e => e,
-    })?;
+    let batches = query::run(engine, &base).await?;
     let schema = batches
         .first()
         .map(|b| b.schema())
@@ -684,6 +682,7 @@ fn rules(audience: &Audience, engine: &Engine, as_of: NaiveDate) -> Vec<Rule> {
             step: "opt_out",
             label: "marketing opt-out".into(),
             condition: "(c.marketing_opt_in IS NOT TRUE)".into(),
+            join: None,
         });
     }
     if s.unreachable {
@@ -698,6 +697,7 @@ fn rules(audience: &Audience, engine: &Engine, as_of: NaiveDate) -> Vec<Rule> {
                 step: "unreachable",
                 label: format!("not reachable by {} ({what})", audience.channel.value),
                 condition: condition.into(),
+                join: None,
             });
         }
     }
@@ -706,6 +706,7 @@ fn rules(audience: &Audience, engine: &Engine, as_of: NaiveDate) -> Vec<Rule> {
             step: "kyc",
             label: format!("KYC level below {}", kyc.value),
             condition: format!("(COALESCE(c.kyc_level, 0) < {})", kyc.value),
+            join: None,
         });
     }
     if !s.holding.is_empty() {
@@ -724,6 +725,7 @@ fn rules(audience: &Audience, engine: &Engine, as_of: NaiveDate) -> Vec<Rule> {
                 "array_has_any(COALESCE(c.products, make_array()), make_array({}))",
                 products.join(", ")
             ),
+            join: None,
         });
     }
     let calendar = engine.calendar();
@@ -739,12 +741,13 @@ fn rules(audience: &Audience, engine: &Engine, as_of: NaiveDate) -> Vec<Rule> {
         rules.push(Rule {
             step: "contacted",
             label: format!("contacted in the last {} days", days.value),
-            condition: format!(
-                "(c.unified_id IN (SELECT m.unified_id FROM bronze.offer_events o \
+            condition: "(k_contacted.unified_id IS NOT NULL)".into(),
+            join: Some(format!(
+                "SELECT DISTINCT m.unified_id FROM bronze.offer_events o \
                  JOIN silver.identity_map m ON m.source_key = o.customer_id \
                  WHERE m.as_of = DATE '{as_of}' AND m.source = 'customers' \
-                 AND o.sent_at >= TIMESTAMP '{start}' AND o.sent_at < TIMESTAMP '{end}'))"
-            ),
+                 AND o.sent_at >= TIMESTAMP '{start}' AND o.sent_at < TIMESTAMP '{end}'"
+            )),
         });
     }
     if let Some(days) = &s.offered_within_days {
@@ -755,26 +758,28 @@ fn rules(audience: &Audience, engine: &Engine, as_of: NaiveDate) -> Vec<Rule> {
                 "offered {} in the last {} days",
                 audience.offer.value, days.value
             ),
-            condition: format!(
-                "(c.unified_id IN (SELECT m.unified_id FROM bronze.offer_events o \
+            condition: "(k_offered.unified_id IS NOT NULL)".into(),
+            join: Some(format!(
+                "SELECT DISTINCT m.unified_id FROM bronze.offer_events o \
                  JOIN silver.identity_map m ON m.source_key = o.customer_id \
                  WHERE m.as_of = DATE '{as_of}' AND m.source = 'customers' \
                  AND o.offer_id = {} \
-                 AND o.sent_at >= TIMESTAMP '{start}' AND o.sent_at < TIMESTAMP '{end}'))",
+                 AND o.sent_at >= TIMESTAMP '{start}' AND o.sent_at < TIMESTAMP '{end}'",
                 literal(&audience.offer.value)
-            ),
+            )),
         });
     }
     if !s.lists.is_empty() {
         rules.push(Rule {
             step: "list",
             label: "on a suppression list".into(),
-            condition: format!(
-                "(c.unified_id IN (SELECT key FROM {LIST_KEYS}) \
-                 OR c.unified_id IN (SELECT m.unified_id FROM silver.identity_map m \
+            condition: "(k_list.unified_id IS NOT NULL)".into(),
+            join: Some(format!(
+                "SELECT key AS unified_id FROM {LIST_KEYS} \
+                 UNION SELECT m.unified_id FROM silver.identity_map m \
                  JOIN {LIST_KEYS} k ON m.source_key = k.key \
-                 WHERE m.as_of = DATE '{as_of}' AND m.source = 'customers'))"
-            ),
+                 WHERE m.as_of = DATE '{as_of}' AND m.source = 'customers'"
+            )),
         });
     }
     rules
@@ -793,11 +798,23 @@ fn base_sql(
         .iter()
         .map(|r| format!(",\n       {} AS s_{}", r.condition, r.step))
         .collect();
+    let joins: String = rules
+        .iter()
+        .filter_map(|r| {
+            r.join.as_ref().map(|sql| {
+                format!(
+                    "\nLEFT JOIN (SELECT DISTINCT unified_id FROM ({sql})) k_{step} \
+                     ON k_{step}.unified_id = c.unified_id",
+                    step = r.step
+                )
+            })
+        })
+        .collect();
     format!(
         "SELECT c.unified_id, c.primary_customer_id AS customer_id, c.full_name_masked,
        c.phone_masked, c.email_masked, c.segment, c.city, t.segment_name AS tag_segment,
        s.probability AS score, s.reasons{flags}
-{from}
+{from}{joins}
 LEFT JOIN (SELECT unified_id, probability, reasons FROM gold.scores
            WHERE as_of = DATE '{as_of}' AND offer_id = {offer}) s ON s.unified_id = c.unified_id
 WHERE c.as_of = DATE '{as_of}' AND ({predicate})",

@@ -55,7 +55,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -75,8 +75,8 @@ struct Bar {
 /// the right.
 fn hbars(title: &str, bars: &[Bar]) -> String {
     let row = 24.0;
-    let label_w = 230.0;
-    let text_w = 110.0;
+    let label_w = 250.0;
+    let text_w = 100.0;
     let plot = WIDTH - label_w - text_w;
     let height = 34.0 + row * bars.len().max(1) as f64;
     let max = bars.iter().map(|b| b.value).fold(0.0f64, f64::max);
@@ -96,7 +96,7 @@ fn hbars(title: &str, bars: &[Bar]) -> String {
             r#"<text x="{:.1}" y="{:.1}" class="label" text-anchor="end">{}</text><rect x="{label_w:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}</title></rect><text x="{:.1}" y="{:.1}" class="value">{}</text>"#,
             label_w - 6.0,
             y + row * 0.62,
-            escape(&shorten(&b.label, 34)),
+            escape(&shorten(&b.label, 40)),
             y + 3.0,
             w.max(0.5),
             row - 6.0,
@@ -267,7 +267,10 @@ fn mix_chart(title: &str, counts: &[(String, u64)], total: u64, keep: usize) -> 
     let rest: u64 = counts.iter().skip(keep).map(|(_, n)| n).sum();
     if rest > 0 {
         bars.push(Bar {
-            label: format!("{} others", counts.len() - keep),
+            label: match counts.len() - keep {
+                1 => "1 other".to_string(),
+                n => format!("{n} others"),
+            },
             value: rest as f64,
             colour: GREY,
             text: format!("{} ({:.0} %)", thousands(rest), share(rest, total) * 100.0),

@@ -510,7 +510,7 @@ seed = 9
             "wrong type",
             "offer = \"x\"\nchannel = \"sms\"\n[select]\ntop = \"many\"\n",
             4,
-            "integer",
+            "expected i64",
         ),
         (
             "negative top",
