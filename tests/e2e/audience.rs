@@ -322,6 +322,12 @@ fn eligibility_min_score_control_share_caps_top_and_budget_hold() {
         assert_eq!(r["channel"], "sms");
     }
 
+    // nobody above the floor: an empty list (a header), not an error
+    let empty = offers(&audience("sms", "", "[score]\nmin = 0.999\n"), &[]);
+    assert!(empty.rows.is_empty());
+    assert_eq!(empty.record["selected"], 0);
+    assert_eq!(empty.record["expected_acceptances"], 0.0);
+
     // control share and caps
     let capped = offers(
         &audience(

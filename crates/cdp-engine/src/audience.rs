@@ -295,22 +295,15 @@ pub async fn evaluate(
     )
     .await?;
     let base = base_sql(audience, as_of, &predicate, &from, &rules);
-    let batches = query::run(engine, &base).await?;
-    let schema = batches
-        .first()
-        .map(|b| b.schema())
-        .ok_or_else(|| Error::Column {
-            table: BASE.into(),
-            column: "*".into(),
-            reason: "the audience query returned no schema".into(),
-        })?;
+    // the schema comes from the plan: no one may be eligible
+    let (schema, batches) = collect(engine, &base).await?;
     let mem = MemTable::try_new(schema, vec![batches])
         .map_err(Error::datafusion("cannot keep the eligible customers"))?;
     tables::register(engine, BASE, Arc::new(mem))?;
     lap(&mut seconds, "eligible", &mut clock);
 
     let funnel = funnel(engine, audience, customers, &rules).await?;
-    let survivors = query::run(
+    let (survivor_schema, survivors) = collect(
         engine,
         &format!(
             "SELECT * FROM {BASE} WHERE {} ORDER BY score DESC, unified_id ASC",
@@ -320,7 +313,11 @@ pub async fn evaluate(
     .await?;
     lap(&mut seconds, "funnel", &mut clock);
 
-    let survivors = concat(&survivors)?;
+    let survivors = concat_batches(&survivor_schema, &survivors).map_err(|e| Error::Column {
+        table: BASE.into(),
+        column: "*".into(),
+        reason: e.to_string(),
+    })?;
     let ids = text(&survivors, "unified_id")?;
     let segments = text(&survivors, "segment")?;
     let cities = text(&survivors, "city")?;
@@ -369,7 +366,8 @@ pub async fn evaluate(
         .filter(|(i, _)| !control.value(*i))
         .map(|(_, s)| *s)
         .collect();
-    let expected_acceptances = treatment_scores.iter().sum();
+    // + 0.0: an empty f64 sum is -0.0
+    let expected_acceptances = treatment_scores.iter().sum::<f64>() + 0.0;
     let expected_acceptances_calibrated = model
         .as_ref()
         .filter(|m| !m.test.calibration.is_empty())
@@ -377,7 +375,8 @@ pub async fn evaluate(
             treatment_scores
                 .iter()
                 .map(|&s| report::calibrated(&m.test.calibration, s))
-                .sum()
+                .sum::<f64>()
+                + 0.0
         });
     progress.finish();
     seconds.insert("total".into(), started.elapsed().as_secs_f64());
@@ -927,21 +926,19 @@ async fn count(engine: &Engine, sql: &str) -> Result<u64> {
     }))
 }
 
-/// Batches as one.
-fn concat(batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let schema = batches
-        .first()
-        .map(|b| b.schema())
-        .ok_or_else(|| Error::Column {
-            table: BASE.into(),
-            column: "*".into(),
-            reason: "no schema".into(),
-        })?;
-    concat_batches(&schema, batches).map_err(|e| Error::Column {
-        table: BASE.into(),
-        column: "*".into(),
-        reason: e.to_string(),
-    })
+/// Runs `sql`; returns the plan's schema (also when no row comes back)
+/// and the rows.
+async fn collect(engine: &Engine, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let query_error = |error| Error::Query {
+        error: Box::new(error),
+    };
+    let frame = engine.context().sql(sql).await.map_err(query_error)?;
+    let planned: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(query_error)?;
+    // the batches' own schema when there are rows (it may differ from the
+    // plan's in nullability), else the plan's
+    let schema = batches.first().map_or(planned, |b| b.schema());
+    Ok((schema, batches))
 }
 
 /// A text column as plain Utf8.

@@ -225,6 +225,16 @@ fn percent(v: f64) -> String {
     format!("{:.1} %", v * 100.0)
 }
 
+/// A count on an axis: whole numbers plain, the halves of small axes with
+/// one decimal.
+fn count(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 fn plain(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -356,7 +366,7 @@ pub fn render(list: &OfferList) -> String {
         &bin_labels,
         &[("treatment", BLUE, treated), ("control", ORANGE, held)],
         None,
-        |v| format!("{v:.0}"),
+        count,
     );
 
     // expected acceptances per tenth of the list (treatment only)
