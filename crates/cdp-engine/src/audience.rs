@@ -243,7 +243,7 @@ pub async fn evaluate(
     let started = Instant::now();
     let mut seconds = BTreeMap::new();
     let mut clock = Instant::now();
-    progress.begin(&format!("audience {}", audience.name), 0);
+    progress.begin("offers: check", 0);
 
     register_lake(engine, Access::Masked).await?;
     let silver = tables::register_layer(engine, "silver").await?;
@@ -286,6 +286,8 @@ pub async fn evaluate(
         return Err(audience.eligibility_error(needle(&text).as_deref(), first_clause(&text)));
     }
     lap(&mut seconds, "check", &mut clock);
+    progress.finish();
+    progress.begin("offers: eligible", 0);
 
     register_list_keys(engine, audience)?;
     let rules = rules(audience, engine, as_of);
@@ -301,6 +303,8 @@ pub async fn evaluate(
         .map_err(Error::datafusion("cannot keep the eligible customers"))?;
     tables::register(engine, BASE, Arc::new(mem))?;
     lap(&mut seconds, "eligible", &mut clock);
+    progress.finish();
+    progress.begin("offers: funnel", 0);
 
     let funnel = funnel(engine, audience, customers, &rules).await?;
     let (survivor_schema, survivors) = collect(
@@ -312,6 +316,8 @@ pub async fn evaluate(
     )
     .await?;
     lap(&mut seconds, "funnel", &mut clock);
+    progress.finish();
+    progress.begin("offers: select", 0);
 
     let survivors = concat_batches(&survivor_schema, &survivors).map_err(|e| Error::Column {
         table: BASE.into(),
