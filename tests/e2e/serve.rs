@@ -26,22 +26,12 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::support::{cdp, generate, read_csv, run_ok};
+use crate::support::{cdp, read_csv, run_ok, scored_lake};
 
 /// The served date: the last generated day.
 const D: &str = "2026-03-16";
 /// The event time of the snapshot as of D: D+1 00:00 Asia/Shanghai.
 const EVENT_TIME: i64 = 1_773_676_800;
-/// Weekly snapshots before the campaigns, so `cdp train` has features.
-const WEEKLY: [&str; 6] = [
-    "2026-01-03",
-    "2026-01-10",
-    "2026-01-17",
-    "2026-01-24",
-    "2026-01-31",
-    "2026-02-07",
-];
-
 /// API keys of the test teams.
 struct Keys {
     /// profiles, features, scores and pii.
@@ -65,16 +55,9 @@ fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("raw");
-        let lake = dir.path().join("lake").to_str().unwrap().to_string();
-        generate(&raw, 2_000, 75, 11, 0.01, &[]);
-        run_ok(&["ingest", "--lake", &lake, "--source", raw.to_str().unwrap()]);
-        for d in WEEKLY.iter().chain([&D]) {
-            run_ok(&["build", "--lake", &lake, "--as-of", d]);
-        }
-        for stage in ["tag", "train", "score", "materialize"] {
-            run_ok(&[stage, "--lake", &lake, "--as-of", D]);
-        }
+        // built on the campaign eves and D, tagged, trained, scored and
+        // materialized as of D
+        let (_, lake) = scored_lake(dir.path(), D, &["materialize"]);
         let keys = Keys {
             all: new_key(),
             no_pii: new_key(),

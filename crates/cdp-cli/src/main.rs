@@ -236,8 +236,15 @@ fn one_line(e: &anyhow::Error) -> String {
         .replace('\n', " ")
 }
 
-/// Prints a value as one line of JSON on stdout.
+/// Prints a value as one line of JSON on stdout. A reader that went away
+/// (`cdp … --json | head`) is not an error.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(value)?);
-    Ok(())
+    use std::io::Write as _;
+    let line = serde_json::to_string(value)?;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing the JSON summary to stdout"))
+        }
+        _ => Ok(()),
+    }
 }
