@@ -18,15 +18,18 @@
 #   cdp    GetOnlineFeatures 1 entity x 50 features   at RATE1 (10,000)/s  goal p99 < 1 ms
 #   cdp    GetOnlineFeatures 100 entities x 50         at RATE100 (500)/s   goal p99 < 3 ms
 #   cdp    ScoreOffers 1 customer, all eligible offers with reasons
-#                                                      at RATE_SCORE (2,000)/s  goal p99 < 2 ms
+#                                                      at RATE_SCORE (1,000)/s  goal p99 < 2 ms
 #   both   1 entity at FEAST_RATE1 (200)/s and 100 entities at FEAST_RATE100
-#          (20)/s: rates Feast sustains, for like-for-like latencies
+#          (5)/s: rates Feast sustains, for like-for-like latencies
 #   both   1 and 100 entities, closed loop, CONCURRENCY (16) callers
 #
 # cdp gets 4 HTTP/2 connections; Feast runs under gunicorn with
 # FEAST_WORKERS (2) workers, no access log and no worker recycling (its
 # best showing here), over pooled keep-alive HTTP/1.1 connections. Feast's
 # JSON answers are read but not parsed by the client; cdp's are decoded.
+# Every request has a TIMEOUT_MS (10,000) deadline. The table also shows
+# the CPU time per request of each server (all its processes) and of the
+# load generator over the measured window.
 #
 # Work folder: $BENCH_DIR (default /tmp/cdp-bench-serve-CUSTOMERS) with
 # raw/ and lake/ (generated with --days BENCH_DAYS (75), ingested, built
@@ -47,11 +50,12 @@ duration="${DURATION:-20}"
 warmup="${WARMUP:-3}"
 rate1="${RATE1:-10000}"
 rate100="${RATE100:-500}"
-rate_score="${RATE_SCORE:-2000}"
+rate_score="${RATE_SCORE:-1000}"
 feast_rate1="${FEAST_RATE1:-200}"
-feast_rate100="${FEAST_RATE100:-20}"
+feast_rate100="${FEAST_RATE100:-5}"
 concurrency="${CONCURRENCY:-16}"
 feast_workers="${FEAST_WORKERS:-2}"
+timeout_ms="${TIMEOUT_MS:-10000}"
 raw="$work/raw"
 lake="$work/lake"
 
@@ -187,12 +191,13 @@ run() { # run NAME LOAD-ARGS...: one measured run, one JSON line in $runs
   log "run $name"
   local line
   line=$("$load" --entities-file "$work/ids.csv" --features "$features" \
-    --duration "$duration" --warmup "$warmup" "$@")
+    --duration "$duration" --warmup "$warmup" --timeout-ms "$timeout_ms" "$@")
   python3 -c 'import json, sys; r = json.loads(sys.argv[2]); r["name"] = sys.argv[1]; print(json.dumps(r))' \
     "$name" "$line" >> "$runs"
 }
-cdp_args=(--target cdp --addr "$grpc" --key "$key" --connections 4)
-feast_args=(--target feast --addr "127.0.0.1:$feast_port")
+feast_pids="$feast_pid,$(pgrep -d, -P "$feast_pid")" # gunicorn and its workers
+cdp_args=(--target cdp --addr "$grpc" --key "$key" --connections 4 --server-pids "$cdp_pid")
+feast_args=(--target feast --addr "127.0.0.1:$feast_port" --server-pids "$feast_pids")
 run goal-1 "${cdp_args[@]}" --scenario features1 --rate "$rate1"
 run goal-100 "${cdp_args[@]}" --scenario features100 --rate "$rate100"
 run goal-score "${cdp_args[@]}" --scenario score --rate "$rate_score"

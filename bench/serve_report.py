@@ -19,7 +19,9 @@ GOALS = {  # run name -> (what, p99 goal in µs)
     "goal-100": ("GetOnlineFeatures 100 entities p99 < 3 ms", 3000),
     "goal-score": ("ScoreOffers p99 < 2 ms", 2000),
 }
-COLUMNS = ["requests", "errors", "rps", "p50_us", "p99_us", "p99_9_us", "max_us"]
+COLUMNS = ["requests", "errors", "rps", "p50_us", "p99_us", "p99_9_us", "max_us",
+           "server_cpu_us_per_request", "client_cpu_us_per_request"]
+HEADERS = ["requests", "errors", "req/s", "p50", "p99", "p99.9", "max", "srv CPU", "gen CPU"]
 LINE = "{:<34}{:<14}{:<11}" + "{:>10}" * len(COLUMNS)
 
 
@@ -38,8 +40,8 @@ def load(r):
 def cells(r):
     out = []
     for c in COLUMNS:
-        v = r[c]
-        out.append(f"{v:,.0f}" if c != "rps" else f"{v:,.1f}")
+        v = r.get(c)
+        out.append("-" if v is None else f"{v:,.1f}" if c == "rps" else f"{v:,.0f}")
     return out
 
 
@@ -69,9 +71,11 @@ def main():
         f"cdp {a.commit}: gRPC, embedded online store, 4 HTTP/2 connections; Feast {a.feast}: "
         f"HTTP, SQLite online store, gunicorn {a.feast_workers} workers, no access log"
     )
-    print("latency in µs; open-loop runs count it from each request's due time (no coordinated omission)")
+    print("latency in µs; open-loop runs count it from each request's due time (no coordinated omission);")
+    print("srv CPU / gen CPU: CPU µs per request of the server (all its processes) / of the load generator,")
+    print("  over the measured window, in 10 ms ticks (rough at low rates, where idle work counts too)")
     print()
-    print(LINE.format("scenario", "load", "server", *["requests", "errors", "req/s", "p50", "p99", "p99.9", "max"]))
+    print(LINE.format("scenario", "load", "server", *HEADERS))
     for name in ["goal-1", "goal-100", "goal-score"]:
         if name in runs:
             r = runs[name]
@@ -85,10 +89,11 @@ def main():
         print(LINE.format(what(ours), load(ours), "cdp", *cells(ours)))
         print(LINE.format("", load(theirs), "Feast", *cells(theirs)))
         rps = ratio(ours["rps"], theirs["rps"]) if ours["mode"] == "closed-loop" else ""
-        lat = [ratio(theirs[c], ours[c]) for c in COLUMNS[3:]]
-        print(LINE.format("", "", "ratio", "", "", rps, *lat))
+        lat = [ratio(theirs[c], ours[c]) for c in COLUMNS[3:7]]
+        cpu = [ratio(theirs.get(c), ours.get(c)) for c in COLUMNS[7:]]
+        print(LINE.format("", "", "ratio", "", "", rps, *lat, *cpu))
     print()
-    print("ratio: Feast / cdp latency; cdp / Feast requests per second (closed loop)")
+    print("ratio: Feast / cdp for latency and CPU; cdp / Feast for requests per second (closed loop)")
     for name, (goal, limit) in GOALS.items():
         r = runs.get(name)
         if not r:

@@ -34,7 +34,9 @@
 //! Output: one JSON line on stdout — target, scenario, requests, errors (by
 //! gRPC status code or HTTP status), achieved requests/s and the latency
 //! percentiles of the successful requests in microseconds (exact, from all
-//! samples) — and a one-line check of the first answer on stderr.
+//! samples), the client's CPU time per request and, given
+//! `--server-pids`, the server's — and a one-line check of the first
+//! answer on stderr.
 //!
 //! ```text
 //! cargo run --release -p cdp-server --example load -- --addr 127.0.0.1:50051 \
@@ -196,6 +198,10 @@ struct Args {
     /// Seed of the entity choice.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Server process ids whose CPU time over the measured window is
+    /// reported beside the client's (Linux).
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
 }
 
 /// How one request is sent; shared by every task.
@@ -485,6 +491,47 @@ impl Recorder {
     }
 }
 
+/// CPU seconds used so far by process `pid`: utime + stime of
+/// /proc/PID/stat, in USER_HZ (100 a second); `None` off Linux.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // fields after the command name, which may hold spaces: the 3rd on
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
+}
+
+/// Samples the CPU time of this process and of `servers` at `from` and
+/// `window` later: the seconds each side used in the measured window.
+fn cpu_window(
+    from: Instant,
+    window: Duration,
+    servers: Vec<u32>,
+) -> std::thread::JoinHandle<(Option<f64>, Option<f64>)> {
+    let sample = move || {
+        let client = cpu_seconds("self");
+        let server = (!servers.is_empty())
+            .then(|| servers.iter().map(|p| cpu_seconds(&p.to_string())).sum())
+            .flatten();
+        (client, server)
+    };
+    std::thread::spawn(move || {
+        std::thread::sleep(from.saturating_duration_since(Instant::now()));
+        let before = sample();
+        std::thread::sleep(window);
+        let after = sample();
+        let used = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+        (used(before.0, after.0), used(before.1, after.1))
+    })
+}
+
+/// CPU microseconds per successful request.
+fn per_request(seconds: Option<f64>, ok: u64) -> Option<f64> {
+    seconds
+        .filter(|_| ok > 0)
+        .map(|s| (s * 1e6 / ok as f64).round())
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -740,6 +787,11 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let load = Arc::new(load);
     let start = Instant::now() + Duration::from_millis(10);
+    let cpu = cpu_window(
+        start + Duration::from_secs(args.warmup),
+        Duration::from_secs(args.duration),
+        args.server_pids.clone(),
+    );
     let recorder = Arc::new(Recorder {
         start,
         measure_from: start + Duration::from_secs(args.warmup),
@@ -750,6 +802,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         None => closed_loop(&rt, &load, &recorder, &args),
     }
 
+    let (client_cpu, server_cpu) = cpu.join().unwrap_or((None, None));
     let mut stats = std::mem::take(&mut *recorder.stats.lock().expect("stats lock"));
     stats.latencies_us.sort_unstable();
     stats.lags_us.sort_unstable();
@@ -791,6 +844,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         "max_us": lat.last().copied().unwrap_or(0),
         "mean_us": mean.round(),
         "send_lag_p99_us": percentile(&stats.lags_us, 0.99),
+        "client_cpu_us_per_request": per_request(client_cpu, ok),
+        "server_cpu_us_per_request": per_request(server_cpu, ok),
         "first_answer": first.summary,
     });
     println!("{line}");
