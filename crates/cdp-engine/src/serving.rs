@@ -58,6 +58,10 @@ pub struct ServingTables {
     /// One row per card offer: `offer_id`, `name`, `tier`, `category` and
     /// the numeric `offer_*` attributes the offer model reads.
     pub products: RecordBatch,
+    /// `gold.scores` of the date (`unified_id`, `offer_id`, `probability`,
+    /// `rank`, `reasons`, `model_version`), grouped by person in rank order;
+    /// `None` when `cdp score` has not run for it.
+    pub scores: Option<RecordBatch>,
 }
 
 /// The newest silver snapshot: its date and build run; `None` before the
@@ -112,10 +116,26 @@ pub async fn load(engine: &Engine, as_of: NaiveDate, pii: bool) -> Result<Servin
     };
     let run_id = snapshot.run.clone();
     let gold = register_layer(engine, "gold").await?.unwrap_or_default();
-    let tagged = gold
-        .snapshots
-        .get(&as_of)
-        .is_some_and(|s| s.tables.contains_key("tags"));
+    let has = |table: &str| {
+        gold.snapshots
+            .get(&as_of)
+            .is_some_and(|s| s.tables.contains_key(table))
+    };
+    let tagged = has("tags");
+    let scores = if has("scores") {
+        let sql = format!(
+            "SELECT unified_id, offer_id, probability, rank, reasons, model_version \
+             FROM gold.scores WHERE as_of = DATE '{as_of}' ORDER BY unified_id, rank"
+        );
+        let batches = run(engine, &sql).await?;
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            None
+        } else {
+            Some(one_batch(batches, "scores")?)
+        }
+    } else {
+        None
+    };
 
     let mut select = vec!["c.*".to_string()];
     let mut joins = Vec::new();
@@ -160,6 +180,7 @@ pub async fn load(engine: &Engine, as_of: NaiveDate, pii: bool) -> Result<Servin
         run: run_id,
         profiles,
         products,
+        scores,
     })
 }
 

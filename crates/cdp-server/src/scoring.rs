@@ -8,7 +8,7 @@
 //! the card's attributes, and the income gap between the two; reasons are
 //! the largest positive TreeSHAP contributions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use cdp_engine::score::Explainer;
 use cdp_engine::train::PRODUCT_FEATURES;
@@ -255,4 +255,132 @@ fn read_products(batch: &RecordBatch) -> Result<Vec<Product>> {
             values: attributes.iter().map(|a| a[i]).collect(),
         })
         .collect())
+}
+
+/// The nightly `gold.scores` of the served date: what `cdp score` computed
+/// with the same rules, model and reasons, looked up instead of recomputed
+/// when its model version is the one being served.
+#[derive(Debug)]
+pub struct Precomputed {
+    model_version: String,
+    rows: HashMap<Box<str>, std::ops::Range<usize>>,
+    offer_id: Vec<String>,
+    probability: Vec<f64>,
+    reasons: Vec<Vec<String>>,
+    /// The most reasons any score keeps: the `top_reasons` it was run with.
+    max_reasons: usize,
+}
+
+impl Precomputed {
+    /// Indexes the scores table of [`cdp_engine::serving::ServingTables`]
+    /// (grouped by unified_id, in rank order).
+    pub fn new(batch: &RecordBatch) -> Result<Self> {
+        let column = |name: &str, to: &DataType| {
+            let c = batch.column_by_name(name).ok_or_else(|| Error::Column {
+                table: "gold.scores",
+                column: name.into(),
+                reason: "missing".into(),
+            })?;
+            cast(c, to).map_err(|e| Error::Column {
+                table: "gold.scores",
+                column: name.into(),
+                reason: e.to_string(),
+            })
+        };
+        let ids = column("unified_id", &DataType::Utf8)?;
+        let ids = ids.as_string::<i32>();
+        let offers = column("offer_id", &DataType::Utf8)?;
+        let probabilities = column("probability", &DataType::Float64)?;
+        let versions = column("model_version", &DataType::Utf8)?;
+        let item = datafusion::arrow::datatypes::Field::new("item", DataType::Utf8, true);
+        let reasons = column("reasons", &DataType::List(std::sync::Arc::new(item)))?;
+        let reasons = reasons.as_list::<i32>();
+        let mut rows: HashMap<Box<str>, std::ops::Range<usize>> = HashMap::new();
+        for i in 0..ids.len() {
+            rows.entry(ids.value(i).into())
+                .and_modify(|r| r.end = i + 1)
+                .or_insert(i..i + 1);
+        }
+        let reasons: Vec<Vec<String>> = (0..reasons.len())
+            .map(|i| {
+                let list = reasons.value(i);
+                list.as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .collect();
+        Ok(Precomputed {
+            max_reasons: reasons.iter().map(Vec::len).max().unwrap_or(0),
+            model_version: versions
+                .as_string::<i32>()
+                .iter()
+                .next()
+                .flatten()
+                .unwrap_or_default()
+                .to_string(),
+            rows,
+            offer_id: offers
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect(),
+            probability: probabilities
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.unwrap_or(f64::NAN))
+                .collect(),
+            reasons,
+        })
+    }
+
+    /// The model version the scores were computed with.
+    pub fn model_version(&self) -> &str {
+        &self.model_version
+    }
+}
+
+impl Scorer {
+    /// The offers of `unified_id` from `precomputed`, as [`Scorer::score`]
+    /// would compute them: at most `max` (0: all), `top` reasons each.
+    /// `None` when `precomputed` was made with another model, or keeps
+    /// fewer reasons than asked for.
+    pub fn lookup(
+        &self,
+        precomputed: &Precomputed,
+        unified_id: &str,
+        top: usize,
+        max: usize,
+    ) -> Option<Vec<Scored>> {
+        if precomputed.model_version != self.offer.version || top > precomputed.max_reasons {
+            return None;
+        }
+        let Some(range) = precomputed.rows.get(unified_id) else {
+            return Some(Vec::new());
+        };
+        let take = if max == 0 {
+            range.len()
+        } else {
+            max.min(range.len())
+        };
+        range
+            .clone()
+            .take(take)
+            .enumerate()
+            .map(|(rank, i)| {
+                let offer_id = &precomputed.offer_id[i];
+                let product = self.products.iter().find(|p| &p.offer_id == offer_id)?;
+                Some(Scored {
+                    offer_id: offer_id.clone(),
+                    name: product.name.clone(),
+                    tier: product.tier.clone(),
+                    category: product.category.clone(),
+                    probability: precomputed.probability[i],
+                    rank: rank as i32 + 1,
+                    reasons: precomputed.reasons[i].iter().take(top).cloned().collect(),
+                })
+            })
+            .collect()
+    }
 }

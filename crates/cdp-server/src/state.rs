@@ -28,7 +28,7 @@ use tracing::{info, instrument, warn};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::profiles::Profiles;
-use crate::scoring::Scorer;
+use crate::scoring::{Precomputed, Scorer};
 
 /// What the lake had published when a [`Serving`] was loaded; a reload
 /// happens when it changes.
@@ -59,6 +59,8 @@ pub struct Serving {
     pub profiles: Profiles,
     /// The current offer model with the catalogue; `None` before `cdp train`.
     pub scorer: Option<Scorer>,
+    /// The date's `gold.scores`, answered from when its model is the one served.
+    pub precomputed: Option<Precomputed>,
     /// What the online store serves; `None` before `cdp materialize`.
     pub online: Option<SnapshotInfo>,
     /// When it was loaded.
@@ -135,7 +137,9 @@ impl Loader {
             Some(model) => Some(Scorer::new(model, &tables.products)?),
             None => None,
         };
+        let precomputed = tables.scores.as_ref().map(Precomputed::new).transpose()?;
         Ok(Serving {
+            precomputed,
             as_of: tables.as_of,
             run: tables.run,
             event_time: self.calendar.as_of_cutoff(tables.as_of),
