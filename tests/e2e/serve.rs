@@ -102,7 +102,8 @@ impl Server {
     fn start(lake: &str, env: &[(&str, &str)]) -> Server {
         let w = world();
         let stderr = w.dir.path().join(format!("serve-{}.log", new_key()));
-        let mut child = cdp()
+        let mut command = cdp();
+        command
             .args([
                 "-v",
                 "serve",
@@ -114,22 +115,8 @@ impl Server {
             ])
             .args(["--metrics-addr", "127.0.0.1:0", "--config"])
             .arg(&w.config)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("cdp serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!(
-                "no ready line from cdp serve; stderr: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        });
+            .envs(env.iter().copied());
+        let (child, ready) = spawn_until_ready(command, &stderr);
         Server {
             child,
             grpc: format!("http://{}", ready["grpc"].as_str().unwrap()),
@@ -156,6 +143,31 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `command` (a `cdp … --json` that serves), its stderr into
+/// `stderr`, and waits for its JSON ready line on stdout.
+fn spawn_until_ready(
+    mut command: std::process::Command,
+    stderr: &Path,
+) -> (Child, serde_json::Value) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .expect("cdp starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready = serde_json::from_str(&line).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!(
+            "no ready line; stderr: {}",
+            std::fs::read_to_string(stderr).unwrap_or_default()
+        )
+    });
+    (child, ready)
 }
 
 /// Sends `authorization: Bearer KEY` (or nothing).
@@ -1152,7 +1164,8 @@ fn up_builds_the_samples_and_serves_them_with_a_demo_key() {
     let lake = dir.path().join("lake");
     let samples = crate::support::repo_root().join("data/samples");
     let stderr = dir.path().join("up.log");
-    let mut child = cdp()
+    let mut command = cdp();
+    command
         .args([
             "up",
             "--json",
@@ -1166,21 +1179,8 @@ fn up_builds_the_samples_and_serves_them_with_a_demo_key() {
         .arg("--source")
         .arg(&samples)
         .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-        let _ = child.kill();
-        panic!(
-            "no ready line: {}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        )
-    });
+        .current_dir(dir.path());
+    let (child, ready) = spawn_until_ready(command, &stderr);
     let server = Server {
         child,
         grpc: format!("http://{}", ready["grpc"].as_str().unwrap()),

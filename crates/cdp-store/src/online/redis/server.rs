@@ -6,7 +6,7 @@
 //! use cdp_store::online::redis::server::RedisServer;
 //!
 //! let server = RedisServer::start().unwrap().expect("redis-server is installed");
-//! println!("{}", server.url()); // redis://127.0.0.1:<port>/0
+//! assert!(server.url().starts_with("redis://127.0.0.1:")); // a free port, database 0
 //! ```
 
 use std::io::{BufRead, BufReader};
