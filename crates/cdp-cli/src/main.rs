@@ -13,6 +13,7 @@ mod model_cmd;
 mod offers_cmd;
 mod progress;
 mod query_cmd;
+mod refresh_cmd;
 mod score_cmd;
 mod serve_cmd;
 mod tag_cmd;
@@ -111,6 +112,18 @@ enum Command {
     /// Serve profiles, online features and offer scores over gRPC (cdp.v1).
     #[command(after_help = serve_cmd::SERVE_EXAMPLES)]
     Serve(serve_cmd::ServeArgs),
+    /// The nightly job: ingest, build, quality gate, tag, labels, train, score, materialize, publish.
+    #[command(after_help = refresh_cmd::REFRESH_EXAMPLES)]
+    Refresh(refresh_cmd::RefreshArgs),
+    /// The records of refresh runs: list them, or show one.
+    #[command(after_help = refresh_cmd::RUNS_EXAMPLES)]
+    Runs {
+        #[command(subcommand)]
+        action: refresh_cmd::RunsAction,
+    },
+    /// Apply the retention policy: drop old snapshots and models, delete unreferenced files.
+    #[command(after_help = refresh_cmd::GC_EXAMPLES)]
+    Gc(refresh_cmd::GcArgs),
     /// The quick start: build a lake from the samples when empty, then serve it with a demo key.
     #[command(after_help = serve_cmd::UP_EXAMPLES)]
     Up(serve_cmd::UpArgs),
@@ -151,7 +164,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
-            ExitCode::FAILURE
+            match e.downcast_ref::<cdp_refresh::Error>() {
+                // a failed quality gate is the data's fault, not the job's
+                Some(cdp_refresh::Error::Gate { .. }) => ExitCode::from(3),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -184,6 +201,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model { action } => model_cmd::run(&ctx, action),
         Command::Serve(args) => serve_cmd::serve(&ctx, args),
         Command::Up(args) => serve_cmd::up(&ctx, args),
+        Command::Refresh(args) => refresh_cmd::refresh_run(&ctx, args),
+        Command::Runs { action } => refresh_cmd::runs(&ctx, action),
+        Command::Gc(args) => refresh_cmd::gc(&ctx, args),
         Command::Apikey { action } => serve_cmd::apikey(&ctx, action),
     }
 }
@@ -220,6 +240,7 @@ fn own_crates(level: &str) -> String {
         "cdp_ml",
         "cdp_store",
         "cdp_server",
+        "cdp_refresh",
     ];
     std::iter::once("warn".to_string())
         .chain(crates.iter().map(|c| format!("{c}={level}")))

@@ -62,6 +62,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         algo: args.algo.as_deref().map(parse_algo).transpose()?,
         params: Params::from_pairs(&args.params)?,
         from_xgboost: args.from_xgboost,
+        reuse: false,
     };
     let (runtime, engine) = engine::start(ctx)?;
     let report = runtime.block_on(train(

@@ -48,6 +48,178 @@ pub struct Config {
     pub online: OnlineConfig,
     /// The gRPC server (`cdp serve`, `cdp up`).
     pub server: ServerConfig,
+    /// The nightly run (`cdp refresh`): schedule, lock and quality gate.
+    pub refresh: RefreshConfig,
+    /// What the lake keeps (`cdp refresh`, `cdp gc`).
+    pub retention: RetentionConfig,
+}
+
+/// `[refresh]`: the nightly run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefreshConfig {
+    /// Retrain the offer model when the current one was fitted this many
+    /// days or more before the date refreshed (0: only with `--retrain`,
+    /// or when there is no model yet).
+    pub retrain_every_days: u32,
+    /// A refresh holds the lake's lock for this long and renews it while it
+    /// runs; a refresh that died is taken over once its lease ran out.
+    pub lock_lease_seconds: u64,
+    /// The quality gate: a check over its threshold stops the publish.
+    pub quality: QualityConfig,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self {
+            retrain_every_days: 7,
+            lock_lease_seconds: 300,
+            quality: QualityConfig::default(),
+        }
+    }
+}
+
+/// `[refresh.quality]`: data-quality thresholds of `cdp refresh`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// Largest share of a source's rows quarantined in one ingest.
+    pub max_quarantine_share: f64,
+    /// Persons in the new snapshot over persons in the previous one: the
+    /// lowest ratio accepted.
+    pub min_persons_ratio: f64,
+    /// The highest ratio accepted.
+    pub max_persons_ratio: f64,
+    /// Largest rise of a feature's null rate against the previous snapshot.
+    pub max_null_rate_increase: f64,
+    /// A feature whose population stability index against the previous
+    /// snapshot reaches this is a warning.
+    pub psi_warning: f64,
+    /// ... and this fails the gate.
+    pub max_psi: f64,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        Self {
+            max_quarantine_share: 0.05,
+            min_persons_ratio: 0.9,
+            max_persons_ratio: 1.5,
+            max_null_rate_increase: 0.10,
+            psi_warning: 0.1,
+            max_psi: 1.0,
+        }
+    }
+}
+
+impl RefreshConfig {
+    /// Checks the settings (called by [`Config::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &'static str, value: String, reason: &str| Error::ConfigValue {
+            key,
+            value,
+            reason: reason.into(),
+        };
+        if self.lock_lease_seconds < 10 {
+            return Err(bad(
+                "refresh.lock_lease_seconds",
+                self.lock_lease_seconds.to_string(),
+                "must be at least 10",
+            ));
+        }
+        let q = &self.quality;
+        for (key, value) in [
+            (
+                "refresh.quality.max_quarantine_share",
+                q.max_quarantine_share,
+            ),
+            (
+                "refresh.quality.max_null_rate_increase",
+                q.max_null_rate_increase,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(bad(key, value.to_string(), "must be a share in 0..=1"));
+            }
+        }
+        if !(q.min_persons_ratio > 0.0 && q.min_persons_ratio <= 1.0 && q.max_persons_ratio >= 1.0)
+        {
+            return Err(bad(
+                "refresh.quality.min_persons_ratio",
+                format!("{}..{}", q.min_persons_ratio, q.max_persons_ratio),
+                "needs 0 < min_persons_ratio <= 1 <= max_persons_ratio",
+            ));
+        }
+        if !(q.psi_warning > 0.0 && q.max_psi >= q.psi_warning) {
+            return Err(bad(
+                "refresh.quality.max_psi",
+                format!("warning {} / fail {}", q.psi_warning, q.max_psi),
+                "needs 0 < psi_warning <= max_psi",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[retention]`: what the lake keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Silver and gold snapshots kept (the newest dates), besides the
+    /// released one and any a running server holds. Training pairs each
+    /// past offer with the snapshot before it was sent, and offers are
+    /// labelled 30 days after sending: keep more than 30 +
+    /// `[offers] max_feature_age_days` days of snapshots.
+    pub keep_snapshots: usize,
+    /// Model versions kept per kind (the newest), besides the current and
+    /// the released ones.
+    pub keep_models: usize,
+    /// Run records kept (the newest).
+    pub keep_runs: usize,
+    /// A file no manifest names is deleted only once it is this old, so a
+    /// stage still writing is never cut short.
+    pub grace_minutes: u64,
+    /// A running server's pin counts while renewed within this many seconds.
+    pub pin_lease_seconds: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            keep_snapshots: 45,
+            keep_models: 5,
+            keep_runs: 100,
+            grace_minutes: 60,
+            pin_lease_seconds: 600,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// Checks the settings (called by [`Config::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        for (key, value) in [
+            ("retention.keep_snapshots", self.keep_snapshots),
+            ("retention.keep_models", self.keep_models),
+            ("retention.keep_runs", self.keep_runs),
+        ] {
+            if value == 0 {
+                return Err(Error::ConfigValue {
+                    key,
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.pin_lease_seconds == 0 {
+            return Err(Error::ConfigValue {
+                key: "retention.pin_lease_seconds",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The scopes an API key may hold.
@@ -825,6 +997,8 @@ impl Config {
         self.offers.validate()?;
         self.online.validate()?;
         self.server.validate()?;
+        self.refresh.validate()?;
+        self.retention.validate()?;
         if self.log.level.trim().is_empty() {
             return Err(Error::ConfigValue {
                 key: "log.level",

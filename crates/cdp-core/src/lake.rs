@@ -224,6 +224,59 @@ impl Lake {
             })
     }
 
+    /// Reads version `version` of manifest `name` from its history, `None`
+    /// when that version was never published.
+    pub async fn read_manifest_version<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Manifest<T>>> {
+        let relative = history_path(name, version);
+        let Some(bytes) = self.get(&relative).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::ManifestCorrupt {
+                path: self.path(&relative).to_string(),
+                source,
+            })
+    }
+
+    /// Writes an object only when none exists at `relative` yet; `false`
+    /// when one does (another writer got there first). On a local disk and
+    /// on object stores with conditional writes alike, exactly one of
+    /// several concurrent writers succeeds.
+    pub async fn put_create(&self, relative: &str, bytes: Bytes) -> Result<bool> {
+        let path = self.path(relative);
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(bytes), create)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(source) => Err(store_error("put", &path, source)),
+        }
+    }
+
+    /// The lake-relative path of an object listed by [`Lake::list`].
+    pub fn relative(&self, location: &Path) -> String {
+        let full = location.as_ref();
+        let root = self.prefix.as_ref();
+        if root.is_empty() {
+            return full.to_string();
+        }
+        full.strip_prefix(root)
+            .map(|rest| rest.trim_start_matches('/'))
+            .unwrap_or(full)
+            .to_string()
+    }
+
     /// Publishes a new version of manifest `name`.
     ///
     /// With `expected_version`, fails with [`Error::ManifestConflict`] unless

@@ -7,6 +7,8 @@
 //! * [`lake`]: the lake as an `object_store` root ([`lake::Lake::open`]), its
 //!   folder layout ([`lake::paths`]) and the publish primitive
 //!   ([`lake::Lake::publish`]: write files, then swap one small manifest).
+//! * [`release`]: the manifest that says what serves (`cdp refresh` publishes
+//!   it last) and the pins of running servers.
 //! * [`time`]: the bank's business day and as-of windows
 //!   ([`time::BusinessCalendar`]).
 //! * [`contract`]: the raw source contracts of `schemas/` and the row
@@ -27,6 +29,7 @@ pub mod pii;
 pub mod progress;
 pub mod rawfile;
 pub mod reference;
+pub mod release;
 pub mod time;
 
 pub use error::{Error, Result};

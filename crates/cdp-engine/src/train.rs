@@ -55,6 +55,10 @@ pub struct TrainOptions {
     pub params: Params,
     /// Evaluate and store this XGBoost JSON model instead of fitting one.
     pub from_xgboost: Option<PathBuf>,
+    /// When a stored version was fitted on exactly these training rows with
+    /// the same learner and parameters, make it current instead of fitting
+    /// again (a re-run of a nightly refresh gets the same model version).
+    pub reuse: bool,
 }
 
 /// What a training run did.
@@ -85,6 +89,9 @@ pub struct TrainReport {
     pub summary: String,
     /// Seconds per stage.
     pub seconds: BTreeMap<String, f64>,
+    /// True when an identical earlier fit was made current instead of
+    /// fitting again ([`TrainOptions::reuse`]).
+    pub reused: bool,
 }
 
 /// The numeric, non-PII declared features a model may read from
@@ -224,14 +231,15 @@ pub struct TrainingRows {
     pub counts: OfferCounts,
 }
 
-/// The training rows of `as_of` (see the module docs).
-#[instrument(skip_all, fields(as_of = %as_of))]
-pub async fn training_rows(
+/// Registers `model.labelled_offers` (`pipelines/models/offer_training.sql`)
+/// as of `as_of`: every offer whose outcome is known, its label and its
+/// point-in-time snapshot. Returns the offers labelled and those without a
+/// snapshot in reach.
+pub async fn register_labelled_offers(
     engine: &Engine,
     settings: &OffersConfig,
-    registry: &FeatureRegistry,
     as_of: NaiveDate,
-) -> Result<TrainingRows> {
+) -> Result<(u64, u64)> {
     let built = snapshots(engine, as_of).await?;
     if built.is_empty() {
         return Err(Error::Snapshot {
@@ -283,6 +291,92 @@ pub async fn training_rows(
                 };
                 (c(0), c(1))
             });
+
+    Ok((labelled, without_snapshot))
+}
+
+/// What `cdp refresh`'s labels stage wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelsReport {
+    /// The as-of date.
+    pub as_of: NaiveDate,
+    /// The run that wrote `gold.offer_labels`.
+    pub run: String,
+    /// Offers whose 30-day outcome is known.
+    pub labelled: u64,
+    /// Of those, accepted.
+    pub accepted: u64,
+    /// Of those, without a feature snapshot in reach.
+    pub without_snapshot: u64,
+}
+
+/// Writes the labelled offers as of `as_of` to `gold.offer_labels`
+/// (offer_event_id, customer_id, unified_id, offer_id, channel, sent_at,
+/// sent_date, snapshot, label): what `cdp train` learns from, kept so each
+/// night's labels can be checked and compared.
+#[instrument(skip_all, fields(as_of = %as_of))]
+pub async fn labels(
+    engine: &Engine,
+    settings: &OffersConfig,
+    as_of: NaiveDate,
+) -> Result<LabelsReport> {
+    let (labelled, without_snapshot) = register_labelled_offers(engine, settings, as_of).await?;
+    let mut batches = run(
+        engine,
+        "offer_training.sql",
+        "SELECT * FROM model.labelled_offers ORDER BY sent_at, offer_event_id",
+    )
+    .await?;
+    if batches.is_empty() {
+        // no offer matured yet: an empty table of the view's shape
+        let frame = engine
+            .context()
+            .table("model.labelled_offers")
+            .await
+            .map_err(|error| Error::Query {
+                error: Box::new(error),
+            })?;
+        let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    let accepted = batches
+        .iter()
+        .map(|b| {
+            b.column_by_name("label").map_or(0, |c| {
+                c.as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                    .iter()
+                    .filter(|v| *v == Some(1))
+                    .count() as u64
+            })
+        })
+        .sum();
+    let run_id = cdp_core::lake::run_id();
+    let files = crate::gold::write_table(engine, "offer_labels", as_of, &run_id, &batches).await?;
+    crate::gold::publish(
+        engine,
+        as_of,
+        &run_id,
+        &BTreeMap::from([("offer_labels".to_string(), files)]),
+    )
+    .await?;
+    Ok(LabelsReport {
+        as_of,
+        run: run_id,
+        labelled,
+        accepted,
+        without_snapshot,
+    })
+}
+
+/// The training rows of `as_of` (see the module docs).
+#[instrument(skip_all, fields(as_of = %as_of))]
+pub async fn training_rows(
+    engine: &Engine,
+    settings: &OffersConfig,
+    registry: &FeatureRegistry,
+    as_of: NaiveDate,
+) -> Result<TrainingRows> {
+    let (labelled, without_snapshot) = register_labelled_offers(engine, settings, as_of).await?;
 
     let features = candidate_features(registry);
     let sql = format!(
@@ -483,6 +577,13 @@ pub async fn train(
     let train_set = part(&rows, train_rows)?;
     let valid_set = part(&rows, valid_rows)?;
     let test_set = part(&rows, test_rows)?;
+    let hash = data_hash(&rows);
+    if options.reuse
+        && options.from_xgboost.is_none()
+        && let Some(stored) = fitted_before(engine, settings, options, &hash).await?
+    {
+        return reused(stored, as_of, rows.counts, split, hash, started);
+    }
 
     let (algo, model): (Algo, Box<dyn Model>) = match &options.from_xgboost {
         Some(path) => {
@@ -490,22 +591,7 @@ pub async fn train(
             (model.algo(), model)
         }
         None => {
-            let algo = match options.algo {
-                Some(algo) => algo,
-                None => parse_algo(&settings.algo)?,
-            };
-            let mut params = Params(settings.params.clone());
-            if algo != Algo::Gbdt {
-                // the configured parameters are the boosted trees'
-                params = Params::default();
-            }
-            params.0.extend(options.params.0.clone());
-            if algo == Algo::Gbdt {
-                params
-                    .0
-                    .entry("objective".into())
-                    .or_insert("binary:logistic".into());
-            }
+            let (algo, params) = learner_params(settings, options)?;
             let learner = cdp_ml::model::learner(algo)?;
             let model = learner.fit(&train_set, Some(&valid_set), &params)?;
             (algo, model)
@@ -537,7 +623,6 @@ pub async fn train(
     lap(&mut seconds, "evaluate", &mut clock);
     progress.advance(1);
 
-    let hash = data_hash(&rows);
     let training = TrainingInfo {
         rows: split.train_rows,
         valid_rows: Some(split.valid_rows),
@@ -573,6 +658,88 @@ pub async fn train(
         data_hash: hash,
         summary: stored.summary()?,
         seconds,
+        reused: false,
+    })
+}
+
+/// The learner and its parameters: `--algo` or `[offers] algo`, then
+/// `[offers] params` (boosted trees only) overridden by `--param`.
+fn learner_params(settings: &OffersConfig, options: &TrainOptions) -> Result<(Algo, Params)> {
+    let algo = match options.algo {
+        Some(algo) => algo,
+        None => parse_algo(&settings.algo)?,
+    };
+    let mut params = Params(settings.params.clone());
+    if algo != Algo::Gbdt {
+        // the configured parameters are the boosted trees'
+        params = Params::default();
+    }
+    params.0.extend(options.params.0.clone());
+    if algo == Algo::Gbdt {
+        params
+            .0
+            .entry("objective".into())
+            .or_insert("binary:logistic".into());
+    }
+    Ok((algo, params))
+}
+
+/// The newest stored offer model fitted on rows of data hash `hash` with
+/// the learner and parameters `options` ask for, if any.
+async fn fitted_before(
+    engine: &Engine,
+    settings: &OffersConfig,
+    options: &TrainOptions,
+    hash: &str,
+) -> Result<Option<OfferModel>> {
+    let (algo, params) = learner_params(settings, options)?;
+    let store = ModelStore::<OfferModel>::new(engine.lake());
+    let Some(registry) = store.registry().await? else {
+        return Ok(None);
+    };
+    for info in registry.body.versions.iter().rev() {
+        if info.details.get("data_hash").and_then(|h| h.as_str()) != Some(hash) {
+            continue;
+        }
+        let model = store.load(&info.version).await?;
+        let same_params = params
+            .0
+            .iter()
+            .all(|(k, v)| model.document.params.0.get(k) == Some(v));
+        if model.document.algo == algo && same_params {
+            if registry.body.current.as_deref() != Some(info.version.as_str()) {
+                store.make_current(&info.version).await?;
+            }
+            return Ok(Some(model));
+        }
+    }
+    Ok(None)
+}
+
+/// The report of a training run that found its model already stored.
+fn reused(
+    stored: OfferModel,
+    as_of: NaiveDate,
+    offers: OfferCounts,
+    split: Split,
+    hash: String,
+    started: Instant,
+) -> Result<TrainReport> {
+    let metrics = stored.metrics()?;
+    Ok(TrainReport {
+        as_of,
+        version: stored.version.clone(),
+        algo: stored.document.algo,
+        offers,
+        split,
+        features: stored.model.features().len(),
+        test_auc: metrics.test.auc,
+        test_logloss: metrics.test.logloss,
+        best_iteration: stored.document.best_iteration,
+        data_hash: hash,
+        summary: stored.summary()?,
+        seconds: BTreeMap::from([("total".to_string(), started.elapsed().as_secs_f64())]),
+        reused: true,
     })
 }
 

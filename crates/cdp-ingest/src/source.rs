@@ -101,6 +101,28 @@ impl SourceDir {
         Ok(files)
     }
 
+    /// A fingerprint of the folder's files, names, sizes and contents
+    /// (`xxh3-128:` and 32 hex digits): equal fingerprints, the same files.
+    pub async fn content_hash(&self) -> Result<String> {
+        use futures::StreamExt;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for file in self.list().await? {
+            hasher.update(file.name.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(&file.size.to_le_bytes());
+            let read_error = |e: object_store::Error| Error::Source {
+                uri: format!("{}/{}", self.uri, file.name),
+                reason: e.to_string(),
+            };
+            let result = self.store.get(&file.location).await.map_err(read_error)?;
+            let mut stream = result.into_stream();
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk.map_err(read_error)?);
+            }
+        }
+        Ok(format!("xxh3-128:{:032x}", hasher.digest128()))
+    }
+
     /// The file on local disk: itself for a local folder, otherwise a copy
     /// spooled into `spool`.
     pub async fn fetch(&self, file: &SourceFile, spool: &Path) -> std::io::Result<LocalCopy> {

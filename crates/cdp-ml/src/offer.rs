@@ -230,6 +230,12 @@ impl Versioned for OfferModel {
                     "test_auc".into(),
                     metrics.map_or(serde_json::Value::Null, |m| m.test.auc.into()),
                 ),
+                (
+                    "data_hash".into(),
+                    training
+                        .and_then(|t| t.data_hash.clone())
+                        .map_or(serde_json::Value::Null, Into::into),
+                ),
             ]),
             ..VersionInfo::default()
         }

@@ -207,6 +207,76 @@ impl<'a, M: Versioned> ModelStore<'a, M> {
         })
     }
 
+    /// Makes stored `version` the current one.
+    #[instrument(skip_all, fields(kind = M::KIND, version))]
+    pub async fn make_current(&self, version: &str) -> Result<()> {
+        self.update_registry(|registry| {
+            if !registry.versions.iter().any(|v| v.version == version) {
+                return Err(Error::MissingModel {
+                    kind: M::KIND,
+                    version: version.to_string(),
+                    path: model_path(M::KIND, version),
+                });
+            }
+            registry.current = Some(version.to_string());
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Drops all but the newest `keep` versions from the registry, never
+    /// the current one nor any in `also_keep`; returns the folders of the
+    /// versions dropped (their files are left for the caller to delete).
+    #[instrument(skip_all, fields(kind = M::KIND, keep))]
+    pub async fn retain(&self, keep: usize, also_keep: &[String]) -> Result<Vec<String>> {
+        if self.registry().await?.is_none() {
+            return Ok(Vec::new());
+        }
+        self.update_registry(|registry| {
+            let n = registry.versions.len();
+            let current = registry.current.clone();
+            let mut dropped = Vec::new();
+            let mut index = 0;
+            registry.versions.retain(|v| {
+                index += 1;
+                let kept = index + keep > n
+                    || current.as_deref() == Some(v.version.as_str())
+                    || also_keep.contains(&v.version);
+                if !kept {
+                    dropped.push(paths::model(M::KIND, &v.version));
+                }
+                kept
+            });
+            Ok(dropped)
+        })
+        .await
+    }
+
+    /// Applies `change` to the registry and publishes it, re-reading and
+    /// re-applying when another writer published first.
+    async fn update_registry<T>(
+        &self,
+        mut change: impl FnMut(&mut Registry) -> Result<T>,
+    ) -> Result<T> {
+        let name = registry_name(M::KIND);
+        for _ in 0..ATTEMPTS {
+            let manifest = self.registry().await?;
+            let expected = manifest.as_ref().map_or(0, |m| m.version);
+            let mut registry = manifest.map(|m| m.body).unwrap_or_default();
+            let out = change(&mut registry)?;
+            match self.lake.publish(&name, &registry, Some(expected)).await {
+                Ok(_) => return Ok(out),
+                Err(cdp_core::Error::ManifestConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::VersionTaken {
+            kind: M::KIND,
+            version: "registry".into(),
+        })
+    }
+
     /// Writes `bytes` at `path` unless something is there: `false` when
     /// another writer took it.
     async fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool> {

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use cdp_core::lake::Lake;
+use cdp_core::release::{self, ServingPin};
 use cdp_core::time::BusinessCalendar;
 use cdp_engine::serving;
 use cdp_engine::tables::LayerManifest;
 use cdp_engine::{Engine, EngineOptions};
 use cdp_ml::offer::OfferModel;
 use cdp_ml::store::ModelStore;
+use cdp_store::online::embedded::{served_manifest, snapshot_folder};
 use cdp_store::online::{OnlineStore, SnapshotInfo};
 use chrono::{DateTime, NaiveDate, Utc};
 use tracing::{info, instrument, warn};
@@ -36,6 +38,9 @@ use crate::scoring::{Precomputed, Scorer};
 pub struct Fingerprint {
     /// The date served.
     pub as_of: NaiveDate,
+    /// The release served (its manifest version and offer model version)
+    /// when the lake has one; it alone then decides what serves.
+    pub release: Option<(u64, Option<String>)>,
     /// Version of the silver layer manifest.
     pub silver: u64,
     /// Version of the gold layer manifest (tags).
@@ -63,6 +68,8 @@ pub struct Serving {
     pub precomputed: Option<Precomputed>,
     /// What the online store serves; `None` before `cdp materialize`.
     pub online: Option<SnapshotInfo>,
+    /// The embedded online snapshot's folder (for the serving pin).
+    pub online_folder: Option<String>,
     /// When it was loaded.
     pub loaded_at: DateTime<Utc>,
     /// What it was loaded from.
@@ -93,6 +100,17 @@ impl Loader {
     /// What is published now; `None` when nothing is built yet.
     pub async fn fingerprint(&self, online: Option<&SnapshotInfo>) -> Result<Option<Fingerprint>> {
         let version = |m: Option<u64>| m.unwrap_or(0);
+        if let Some(release) = cdp_core::release::current(&self.lake).await? {
+            // `cdp refresh` published everything this names together
+            return Ok(Some(Fingerprint {
+                as_of: release.body.as_of,
+                release: Some((release.version, release.body.model)),
+                silver: 0,
+                gold: 0,
+                models: 0,
+                online: online.map(|i| (i.as_of, i.event_time, i.rows)),
+            }));
+        }
         let silver = self.lake.read_manifest::<LayerManifest>("silver").await?;
         let Some(silver) = silver else {
             return Ok(None);
@@ -116,6 +134,7 @@ impl Loader {
             .map(|m| m.version);
         Ok(Some(Fingerprint {
             as_of,
+            release: None,
             silver: silver.version,
             gold: version(gold),
             models: version(models),
@@ -133,12 +152,23 @@ impl Loader {
         let engine = Engine::new(self.lake.clone(), self.calendar, &self.engine)?;
         let tables = serving::load(&engine, fingerprint.as_of, self.pii).await?;
         let profiles = Profiles::new(&tables.profiles)?;
-        let scorer = match ModelStore::<OfferModel>::new(&self.lake).current().await? {
-            Some(model) => Some(Scorer::new(model, &tables.products)?),
-            None => None,
+        let models = ModelStore::<OfferModel>::new(&self.lake);
+        let model = match &fingerprint.release {
+            Some((_, Some(version))) => Some(models.load(version).await?),
+            Some((_, None)) => None,
+            None => models.current().await?,
         };
+        let scorer = model
+            .map(|model| Scorer::new(model, &tables.products))
+            .transpose()?;
         let precomputed = tables.scores.as_ref().map(Precomputed::new).transpose()?;
+        let online_folder = served_manifest(&self.lake)
+            .await
+            .ok()
+            .flatten()
+            .map(|m| snapshot_folder(&m.body));
         Ok(Serving {
+            online_folder,
             precomputed,
             as_of: tables.as_of,
             run: tables.run,
@@ -160,6 +190,7 @@ pub struct Reloader {
     loader: Loader,
     online: Arc<dyn OnlineStore>,
     metrics: Arc<Metrics>,
+    instance: String,
 }
 
 impl Reloader {
@@ -170,6 +201,7 @@ impl Reloader {
             loader,
             online,
             metrics,
+            instance: format!("serve-{}", uuid::Uuid::new_v4().simple()),
         }
     }
 
@@ -232,20 +264,66 @@ impl Reloader {
     }
 
     /// Checks every `interval` until `shutdown` resolves; failures are
-    /// logged and retried at the next tick.
+    /// logged and retried at the next tick. Meanwhile the server's pin in
+    /// the lake names what it serves, renewed every [`PIN_RENEWAL`], so
+    /// retention keeps those files; it is removed at shutdown.
     pub async fn watch(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
+        let mut pinned: Option<(Instant, String)> = None;
         loop {
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
                 _ = ticks.tick() => {
                     if let Err(e) = self.check().await {
                         warn!(error = %e, "reload failed; serving the previous snapshot");
                     }
+                    self.renew_pin(&mut pinned).await;
                 }
             }
         }
+        if let Err(e) = release::remove_pin(&self.loader.lake, &self.instance).await {
+            warn!(error = %e, "could not remove the serving pin; it lapses with its lease");
+        }
     }
+
+    /// Writes the pin when what is served changed or the last write is
+    /// [`PIN_RENEWAL`] old.
+    async fn renew_pin(&self, pinned: &mut Option<(Instant, String)>) {
+        let Some(serving) = self.current.load_full() else {
+            return;
+        };
+        let what = format!("{}/{}", serving.run, serving.fingerprint.silver);
+        if pinned
+            .as_ref()
+            .is_some_and(|(at, w)| *w == what && at.elapsed() < PIN_RENEWAL)
+        {
+            return;
+        }
+        let pin = ServingPin {
+            instance: self.instance.clone(),
+            host: hostname(),
+            pid: std::process::id(),
+            as_of: serving.as_of,
+            silver_run: serving.run.clone(),
+            model: serving.scorer.as_ref().map(|s| s.version().to_string()),
+            online_folder: serving.online_folder.clone(),
+            heartbeat_at: Utc::now(),
+        };
+        match release::write_pin(&self.loader.lake, &pin).await {
+            Ok(()) => *pinned = Some((Instant::now(), what)),
+            Err(e) => warn!(error = %e, "could not write the serving pin"),
+        }
+    }
+}
+
+/// How often a running server renews its pin (well within
+/// `[retention] pin_lease_seconds`).
+pub const PIN_RENEWAL: Duration = Duration::from_secs(30);
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }

@@ -132,15 +132,17 @@ pub async fn write(
         let expected = current.as_ref().map_or(0, |m| m.version);
         let mut kept: Vec<String> = Vec::new();
         if let Some(m) = &current {
-            kept.push(
-                m.body
-                    .data
-                    .rsplit_once('/')
-                    .map_or(m.body.data.clone(), |(d, _)| d.into()),
-            );
+            kept.push(snapshot_folder(&m.body));
             kept.extend(m.body.kept.iter().cloned());
         }
-        let dropped = kept.split_off(kept.len().min(keep - 1));
+        let mut dropped = kept.split_off(kept.len().min(keep - 1));
+        // the released snapshot serves until the next release: never dropped
+        if let Some(released) = served_manifest(lake).await? {
+            let folder = snapshot_folder(&released.body);
+            if let Some(i) = dropped.iter().position(|d| *d == folder) {
+                kept.push(dropped.remove(i));
+            }
+        }
         let body = EmbeddedManifest {
             info: table.info.clone(),
             run: run.clone(),
@@ -397,6 +399,26 @@ fn decode_ipc(data: Bytes) -> std::result::Result<RecordBatch, String> {
         .ok_or_else(|| "empty record batch".into())
 }
 
+/// The manifest of the snapshot to serve: the version the lake's release
+/// names when it has one (`cdp refresh` publishes the online snapshot and
+/// the rest of the night's outputs together), else the latest.
+pub async fn served_manifest(lake: &Lake) -> Result<Option<Manifest<EmbeddedManifest>>> {
+    match cdp_core::release::current(lake)
+        .await?
+        .and_then(|r| r.body.online)
+    {
+        Some(version) => Ok(lake.read_manifest_version(MANIFEST, version).await?),
+        None => Ok(lake.read_manifest(MANIFEST).await?),
+    }
+}
+
+/// The folder of a snapshot's files, from its manifest body.
+pub fn snapshot_folder(body: &EmbeddedManifest) -> String {
+    body.data
+        .rsplit_once('/')
+        .map_or(body.data.clone(), |(d, _)| d.into())
+}
+
 /// The embedded online store over a lake.
 #[derive(Debug)]
 pub struct EmbeddedStore {
@@ -446,11 +468,7 @@ impl EmbeddedStore {
     #[instrument(skip_all, fields(lake = %self.lake.uri()))]
     async fn reload(&self) -> Result<bool> {
         let _one_at_a_time = self.refreshing.lock().await;
-        let Some(manifest) = self
-            .lake
-            .read_manifest::<EmbeddedManifest>(MANIFEST)
-            .await?
-        else {
+        let Some(manifest) = served_manifest(&self.lake).await? else {
             return Ok(false);
         };
         if manifest.version == self.version() {

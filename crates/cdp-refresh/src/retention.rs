@@ -1,0 +1,265 @@
+//! Retention: keep the newest snapshots, models and run records, delete
+//! the rest safely.
+//!
+//! 1. Snapshot dates kept: the newest `keep_snapshots` silver dates, the
+//!    released date and every date a live server pin names. Other dates
+//!    leave the silver and gold manifests (an expected-version swap, so a
+//!    concurrent publish is never overwritten).
+//! 2. Model versions kept per kind: the newest `keep_models`, the current,
+//!    the released and the pinned ones; others leave their registry.
+//! 3. Files: under `silver/`, `gold/`, `models/` and `online/embedded/`,
+//!    a file that no manifest (nor the release, nor a live pin) names any
+//!    more is deleted — but only once it is older than `grace_minutes`, so
+//!    a stage still writing its files is never cut short.
+//! 4. Run records beyond the newest `keep_runs`, and released lock leases
+//!    but the newest, are deleted.
+//!
+//! Bronze is never touched: it is the source of truth every snapshot can
+//! be rebuilt from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use cdp_core::config::RetentionConfig;
+use cdp_core::lake::Lake;
+use cdp_core::release;
+use cdp_engine::tables::LayerManifest;
+use cdp_ml::offer::OfferModel;
+use cdp_ml::store::{ModelStore, TaggerStore};
+use cdp_store::online::embedded::{EmbeddedManifest, MANIFEST as ONLINE, snapshot_folder};
+use chrono::{NaiveDate, Utc};
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::error::Result;
+use crate::lock::LOCKS;
+use crate::record::RUNS;
+
+/// Attempts at a manifest swap when another writer publishes meanwhile.
+const ATTEMPTS: usize = 5;
+
+/// What retention did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GcReport {
+    /// Snapshot dates dropped from the silver and gold manifests.
+    pub dates_dropped: Vec<NaiveDate>,
+    /// Model versions dropped from their registries (`offer/v1`, …).
+    pub models_dropped: Vec<String>,
+    /// Files deleted.
+    pub files_deleted: u64,
+    /// Their bytes.
+    pub bytes_deleted: u64,
+    /// Unreferenced files left because they are younger than the grace period.
+    pub files_in_grace: u64,
+    /// Run records deleted.
+    pub runs_deleted: u64,
+    /// Dates kept because a running server holds them.
+    pub pinned_dates: Vec<NaiveDate>,
+    /// Nothing was changed (`--dry-run`).
+    pub dry_run: bool,
+}
+
+/// Applies the retention policy to `lake`.
+#[instrument(skip_all, fields(lake = %lake.uri(), dry_run))]
+pub async fn gc(lake: &Lake, policy: &RetentionConfig, dry_run: bool) -> Result<GcReport> {
+    let mut report = GcReport {
+        dry_run,
+        ..GcReport::default()
+    };
+    let released = release::current(lake).await?.map(|m| m.body);
+    let pins = release::live_pins(lake, Duration::from_secs(policy.pin_lease_seconds)).await?;
+
+    // 1. snapshot dates
+    let silver = lake.read_manifest::<LayerManifest>("silver").await?;
+    let mut keep_dates: BTreeSet<NaiveDate> = silver
+        .as_ref()
+        .map(|m| {
+            m.body
+                .snapshots
+                .keys()
+                .rev()
+                .take(policy.keep_snapshots)
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
+    keep_dates.extend(released.as_ref().map(|r| r.as_of));
+    for pin in &pins {
+        if keep_dates.insert(pin.as_of) {
+            report.pinned_dates.push(pin.as_of);
+        }
+    }
+    for layer in ["silver", "gold"] {
+        let dropped = drop_dates(lake, layer, &keep_dates, dry_run).await?;
+        for d in dropped {
+            if !report.dates_dropped.contains(&d) {
+                report.dates_dropped.push(d);
+            }
+        }
+    }
+    report.dates_dropped.sort();
+
+    // 2. model versions
+    let mut offer_keep: Vec<String> = pins.iter().filter_map(|p| p.model.clone()).collect();
+    offer_keep.extend(released.as_ref().and_then(|r| r.model.clone()));
+    let tagger_keep: Vec<String> = released
+        .as_ref()
+        .and_then(|r| r.tagger.clone())
+        .into_iter()
+        .collect();
+    if !dry_run {
+        for folder in ModelStore::<OfferModel>::new(lake)
+            .retain(policy.keep_models, &offer_keep)
+            .await?
+        {
+            report.models_dropped.push(folder);
+        }
+        for folder in TaggerStore::new(lake)
+            .retain(policy.keep_models, &tagger_keep)
+            .await?
+        {
+            report.models_dropped.push(folder);
+        }
+    }
+
+    // 3. unreferenced files
+    let referenced = referenced(lake, &pins).await?;
+    let grace = chrono::Duration::minutes(policy.grace_minutes as i64);
+    let now = Utc::now();
+    for area in ["silver", "gold", "models", ONLINE] {
+        for meta in lake.list(area).await? {
+            let path = lake.relative(&meta.location);
+            if referenced.is_referenced(&path) {
+                continue;
+            }
+            if now - meta.last_modified < grace {
+                report.files_in_grace += 1;
+                continue;
+            }
+            report.files_deleted += 1;
+            report.bytes_deleted += meta.size;
+            if !dry_run {
+                lake.delete(&path).await?;
+            }
+        }
+    }
+
+    // 4. run records and lock leases
+    let runs = lake.list(RUNS).await?;
+    if runs.len() > policy.keep_runs {
+        for meta in &runs[..runs.len() - policy.keep_runs] {
+            report.runs_deleted += 1;
+            if !dry_run {
+                lake.delete(&lake.relative(&meta.location)).await?;
+            }
+        }
+    }
+    let leases = lake.list(LOCKS).await?;
+    if !dry_run && leases.len() > 1 {
+        for meta in &leases[..leases.len() - 1] {
+            lake.delete(&lake.relative(&meta.location)).await?;
+        }
+    }
+    tracing::info!(
+        dates = report.dates_dropped.len(),
+        models = report.models_dropped.len(),
+        files = report.files_deleted,
+        bytes = report.bytes_deleted,
+        "retention applied"
+    );
+    Ok(report)
+}
+
+/// Drops the dates not in `keep` from layer manifest `layer`; returns them.
+async fn drop_dates(
+    lake: &Lake,
+    layer: &str,
+    keep: &BTreeSet<NaiveDate>,
+    dry_run: bool,
+) -> Result<Vec<NaiveDate>> {
+    for _ in 0..ATTEMPTS {
+        let Some(manifest) = lake.read_manifest::<LayerManifest>(layer).await? else {
+            return Ok(Vec::new());
+        };
+        let mut body = manifest.body;
+        let dropped: Vec<NaiveDate> = body
+            .snapshots
+            .keys()
+            .filter(|d| !keep.contains(d))
+            .copied()
+            .collect();
+        if dropped.is_empty() || dry_run {
+            return Ok(dropped);
+        }
+        body.snapshots.retain(|d, _| keep.contains(d));
+        match lake.publish(layer, &body, Some(manifest.version)).await {
+            Ok(_) => return Ok(dropped),
+            Err(cdp_core::Error::ManifestConflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(cdp_core::Error::ManifestConflict {
+        name: layer.into(),
+        version: 0,
+    }
+    .into())
+}
+
+/// Every file and folder something still names.
+#[derive(Debug, Default)]
+struct Referenced {
+    files: BTreeSet<String>,
+    folders: BTreeSet<String>,
+}
+
+impl Referenced {
+    fn is_referenced(&self, path: &str) -> bool {
+        self.files.contains(path)
+            || self
+                .folders
+                .iter()
+                .any(|f| path.starts_with(f.as_str()) && path[f.len()..].starts_with('/'))
+    }
+}
+
+async fn referenced(lake: &Lake, pins: &[release::ServingPin]) -> Result<Referenced> {
+    let mut r = Referenced::default();
+    for layer in ["silver", "gold"] {
+        if let Some(m) = lake.read_manifest::<LayerManifest>(layer).await? {
+            for snapshot in m.body.snapshots.values() {
+                for table in snapshot.tables.values() {
+                    r.files.extend(table.files.iter().cloned());
+                }
+            }
+        }
+    }
+    for kind in ["offer", "tagger"] {
+        let registry = lake
+            .read_manifest::<cdp_ml::store::Registry>(&cdp_ml::store::registry_name(kind))
+            .await?;
+        for v in registry.iter().flat_map(|m| m.body.versions.iter()) {
+            r.folders
+                .insert(cdp_core::lake::paths::model(kind, &v.version));
+        }
+    }
+    let mut online: BTreeMap<u64, EmbeddedManifest> = BTreeMap::new();
+    if let Some(m) = lake.read_manifest::<EmbeddedManifest>(ONLINE).await? {
+        online.insert(m.version, m.body);
+    }
+    if let Some(version) = release::current(lake).await?.and_then(|m| m.body.online)
+        && let Some(m) = lake
+            .read_manifest_version::<EmbeddedManifest>(ONLINE, version)
+            .await?
+    {
+        online.insert(m.version, m.body);
+    }
+    for body in online.values() {
+        r.folders.insert(snapshot_folder(body));
+        r.folders.extend(body.kept.iter().cloned());
+    }
+    for pin in pins {
+        r.folders.extend(pin.online_folder.iter().cloned());
+        // a pinned date's silver files stay through the dates kept above
+    }
+    Ok(r)
+}
