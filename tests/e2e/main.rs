@@ -9,6 +9,7 @@ mod historical;
 mod identity;
 mod ingest;
 mod model;
+mod notebooks;
 mod offers;
 mod online;
 mod samples;

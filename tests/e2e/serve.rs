@@ -7,9 +7,9 @@
 //! request.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +26,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::support::{cdp, read_csv, run_ok, scored_lake};
+use crate::support::{cdp, read_csv, run_ok, scored_lake, spawn_until_ready};
 
 /// The served date: the last generated day.
 const D: &str = "2026-03-16";
@@ -143,31 +143,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Spawns `command` (a `cdp … --json` that serves), its stderr into
-/// `stderr`, and waits for its JSON ready line on stdout.
-fn spawn_until_ready(
-    mut command: std::process::Command,
-    stderr: &Path,
-) -> (Child, serde_json::Value) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(stderr).unwrap())
-        .spawn()
-        .expect("cdp starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready = serde_json::from_str(&line).unwrap_or_else(|_| {
-        let _ = child.kill();
-        panic!(
-            "no ready line; stderr: {}",
-            std::fs::read_to_string(stderr).unwrap_or_default()
-        )
-    });
-    (child, ready)
 }
 
 /// Sends `authorization: Bearer KEY` (or nothing).

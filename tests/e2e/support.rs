@@ -1,8 +1,9 @@
 //! Running `cdp` and reading what it wrote.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The `cdp` binary under test.
 pub fn cdp() -> Command {
@@ -147,4 +148,26 @@ pub fn scored_lake(dir: &Path, as_of: &str, more: &[&str]) -> (PathBuf, String) 
         run_ok(&[stage, "--lake", &lake, "--as-of", as_of]);
     }
     (raw, lake)
+}
+
+/// Spawns `command` (a `cdp … --json` that serves), its stderr into
+/// `stderr`, and waits for its JSON ready line on stdout.
+pub fn spawn_until_ready(mut command: Command, stderr: &Path) -> (Child, serde_json::Value) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .expect("cdp starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready = serde_json::from_str(&line).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!(
+            "no ready line; stderr: {}",
+            std::fs::read_to_string(stderr).unwrap_or_default()
+        )
+    });
+    (child, ready)
 }
