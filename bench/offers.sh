@@ -21,19 +21,10 @@ work="bench/results/offers/$customers"
 lake="$work/lake"
 mkdir -p "$work"
 
-command -v /usr/bin/time >/dev/null || { echo "needs GNU time (/usr/bin/time): apt-get install -y time" >&2; exit 1; }
 cargo build --release -q -p cdp-cli
 cdp="$CARGO_TARGET_DIR/release/cdp"
 
-# `timed LABEL CMD…`: runs CMD under /usr/bin/time -v, prints LABEL, seconds, peak RSS
-timed() {
-  local label="$1"; shift
-  /usr/bin/time -v -o "$work/time.txt" "$@" > "$work/last.out"
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
-  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/time.txt")
-  printf '%-34s %12s  %6s MB peak RSS\n' "$label" "$wall" "$rss"
-}
+source bench/lib.sh
 
 if [ ! -f "$work/scored.ok" ]; then
   echo "making a scored lake of $customers customers in $work (once)"

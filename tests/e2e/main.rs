@@ -12,6 +12,7 @@ mod model;
 mod notebooks;
 mod offers;
 mod online;
+mod refresh;
 mod samples;
 mod serve;
 mod support;

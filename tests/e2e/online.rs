@@ -17,7 +17,7 @@ use cdp_store::online::redis::RedisStore;
 use cdp_store::online::redis::server::RedisServer;
 use cdp_store::online::{Lookup, MAX_ENTITIES, OnlineFeatures, OnlineStore, Status, Value};
 
-use crate::support::{generate, read_csv, run_err, run_ok};
+use crate::support::{copy_dir, generate, read_csv, run_err, run_ok};
 
 const D1: &str = "2026-02-08";
 const D2: &str = "2026-02-09";
@@ -347,12 +347,4 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for file in walk(from) {
-        let target = to.join(file.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &target).unwrap();
-    }
 }

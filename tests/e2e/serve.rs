@@ -26,7 +26,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::support::{cdp, read_csv, run_ok, scored_lake, spawn_until_ready};
+use crate::support::{cdp, copy_dir, read_csv, run_ok, scored_lake, spawn_until_ready};
 
 /// The served date: the last generated day.
 const D: &str = "2026-03-16";
@@ -1118,19 +1118,6 @@ fn http_get(url: &str) -> String {
         "{text}"
     );
     text.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -97,6 +97,11 @@ pub struct QualityConfig {
     pub psi_warning: f64,
     /// ... and this fails the gate.
     pub max_psi: f64,
+    /// The comparisons with the previous snapshot (persons, null rates,
+    /// drift) fail the gate only when it is at most this many days older;
+    /// against an older one they are warnings (a lake refreshed after a
+    /// gap drifts by more than a night).
+    pub max_gap_days: u32,
 }
 
 impl Default for QualityConfig {
@@ -108,6 +113,7 @@ impl Default for QualityConfig {
             max_null_rate_increase: 0.10,
             psi_warning: 0.1,
             max_psi: 1.0,
+            max_gap_days: 3,
         }
     }
 }

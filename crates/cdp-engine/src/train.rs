@@ -311,7 +311,7 @@ pub struct LabelsReport {
 }
 
 /// Writes the labelled offers as of `as_of` to `gold.offer_labels`
-/// (offer_event_id, customer_id, unified_id, offer_id, channel, sent_at,
+/// (as_of, offer_event_id, customer_id, unified_id, offer_id, channel, sent_at,
 /// sent_date, snapshot, label): what `cdp train` learns from, kept so each
 /// night's labels can be checked and compared.
 #[instrument(skip_all, fields(as_of = %as_of))]
@@ -324,14 +324,19 @@ pub async fn labels(
     let mut batches = run(
         engine,
         "offer_training.sql",
-        "SELECT * FROM model.labelled_offers ORDER BY sent_at, offer_event_id",
+        &format!(
+            "SELECT DATE '{as_of}' AS as_of, * FROM model.labelled_offers \
+             ORDER BY sent_at, offer_event_id"
+        ),
     )
     .await?;
     if batches.is_empty() {
         // no offer matured yet: an empty table of the view's shape
         let frame = engine
             .context()
-            .table("model.labelled_offers")
+            .sql(&format!(
+                "SELECT DATE '{as_of}' AS as_of, * FROM model.labelled_offers"
+            ))
             .await
             .map_err(|error| Error::Query {
                 error: Box::new(error),

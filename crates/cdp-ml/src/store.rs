@@ -228,12 +228,18 @@ impl<'a, M: Versioned> ModelStore<'a, M> {
     /// Drops all but the newest `keep` versions from the registry, never
     /// the current one nor any in `also_keep`; returns the folders of the
     /// versions dropped (their files are left for the caller to delete).
+    /// With `dry_run`, only says which.
     #[instrument(skip_all, fields(kind = M::KIND, keep))]
-    pub async fn retain(&self, keep: usize, also_keep: &[String]) -> Result<Vec<String>> {
-        if self.registry().await?.is_none() {
+    pub async fn retain(
+        &self,
+        keep: usize,
+        also_keep: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
+        let Some(manifest) = self.registry().await? else {
             return Ok(Vec::new());
-        }
-        self.update_registry(|registry| {
+        };
+        let select = move |registry: &mut Registry| {
             let n = registry.versions.len();
             let current = registry.current.clone();
             let mut dropped = Vec::new();
@@ -249,8 +255,11 @@ impl<'a, M: Versioned> ModelStore<'a, M> {
                 kept
             });
             Ok(dropped)
-        })
-        .await
+        };
+        if dry_run {
+            return select(&mut manifest.body.clone());
+        }
+        self.update_registry(select).await
     }
 
     /// Applies `change` to the registry and publishes it, re-reading and

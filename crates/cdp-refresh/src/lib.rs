@@ -19,6 +19,20 @@
 //!   unreferenced files safely ([`retention::gc`], also `cdp gc`).
 //! * [`lock`]: the lake's lease lock, so two refreshes never both publish.
 //! * [`error`]: the crate's [`Error`] and [`Result`].
+//!
+//! A backfill's dates, and the run records of a lake (none yet):
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use cdp_core::lake::Lake;
+//! use cdp_refresh::{Request, record};
+//!
+//! let days = Request::range("2026-03-14".parse().unwrap(), "2026-03-16".parse().unwrap()).unwrap();
+//! assert_eq!(days.len(), 3);
+//! let lake = Lake::open("memory://").unwrap();
+//! assert!(record::list(&lake).await.unwrap().is_empty());
+//! # });
+//! ```
 
 pub mod error;
 pub mod lock;

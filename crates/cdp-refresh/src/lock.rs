@@ -6,7 +6,8 @@
 //! local disk and on object stores with conditional writes alike, exactly
 //! one of several racing refreshes creates it. The holder renews its lease
 //! while it runs and releases it at the end; a refresh that died (SIGKILL,
-//! lost machine) is taken over once its lease ran out. Before publishing,
+//! lost machine) is taken over once its lease ran out, or at once when it
+//! ran on the same host and its process is gone. Before publishing,
 //! the holder checks that no newer lease exists; the release manifest's
 //! expected-version swap closes the last gap, so two refreshes can never
 //! both publish.
@@ -44,6 +45,18 @@ pub struct Lease {
     pub released: bool,
 }
 
+impl Lease {
+    /// True when the holder ran on this host and its process is gone (a
+    /// refresh killed here need not wait for its lease to run out). A
+    /// holder on another host is only known dead once its lease ran out.
+    pub fn holder_is_gone(&self) -> bool {
+        self.host == hostname()
+            && self.pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+            && std::path::Path::new("/proc/self").exists()
+    }
+}
+
 fn lease_path(number: u64) -> String {
     format!("{LOCKS}/{number:010}.json")
 }
@@ -78,7 +91,7 @@ impl RefreshLock {
         let lease_for = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
         let now = Utc::now();
         let number = match newest(lake).await? {
-            Some(held) if !held.released && held.expires_at > now => {
+            Some(held) if !held.released && held.expires_at > now && !held.holder_is_gone() => {
                 return Err(Error::Locked {
                     run: held.run,
                     host: held.host,
@@ -90,8 +103,8 @@ impl RefreshLock {
                 if !previous.released {
                     tracing::warn!(
                         run = %previous.run,
-                        expired = %previous.expires_at,
-                        "taking over the lock of a refresh whose lease ran out"
+                        expires = %previous.expires_at,
+                        "taking over the lock of a refresh that died"
                     );
                 }
                 previous.number + 1
@@ -238,6 +251,31 @@ mod tests {
             .unwrap();
         assert_eq!(newest(&lake).await.unwrap().unwrap().number, 3);
         third.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_holder_killed_on_this_host_is_taken_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let now = Utc::now();
+        let killed = Lease {
+            number: 1,
+            run: "run-killed".into(),
+            host: hostname(),
+            // beyond any pid_max: no such process
+            pid: 4_999_999,
+            acquired_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            released: false,
+        };
+        lake.put(&lease_path(1), encode(&killed).unwrap())
+            .await
+            .unwrap();
+        let lock = RefreshLock::acquire(&lake, "run-next", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(newest(&lake).await.unwrap().unwrap().number, 2);
+        lock.release().await.unwrap();
     }
 
     #[tokio::test]

@@ -475,7 +475,12 @@ impl Night<'_> {
             .checks
             .iter()
             .filter(|c| c.outcome == Outcome::Fail)
-            .map(|c| format!("{}: {}", c.name, c.detail))
+            .map(|c| {
+                format!(
+                    "{} = {:.4}, bound {}: {}",
+                    c.name, c.value, c.threshold, c.detail
+                )
+            })
             .collect();
         let stage = StageRecord {
             name: "quality".into(),
@@ -812,12 +817,21 @@ impl Night<'_> {
             seconds: 0.0,
             detail: None,
         };
+        let later = current.as_ref().filter(|m| m.body.as_of > as_of);
         let version = if unchanged {
             let m = current.expect("unchanged implies a release");
             stage.status = StageStatus::Skipped;
             stage.detail = Some(format!(
                 "release {} already serves these outputs",
                 m.version
+            ));
+            m.version
+        } else if let Some(m) = later {
+            // a backfill of past dates never takes serving back in time
+            stage.status = StageStatus::Skipped;
+            stage.detail = Some(format!(
+                "release {} serves a later date, {}; left as it is",
+                m.version, m.body.as_of
             ));
             m.version
         } else {
@@ -844,7 +858,9 @@ impl Night<'_> {
         };
         stage.output = json!({ "release": version, "as_of": as_of, "model": body.model, "online": body.online });
         stage.seconds = started.elapsed().as_secs_f64();
-        self.record.published = Some(version);
+        if stage.status == StageStatus::Done {
+            self.record.published = Some(version);
+        }
         self.finish(stage).await?;
         Ok(())
     }

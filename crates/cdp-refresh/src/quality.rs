@@ -142,17 +142,34 @@ pub async fn snapshot_checks(
         return Ok((checks, Vec::new()));
     };
     let before = profile(engine, previous, features).await?;
+    let gap = (as_of - previous).num_days();
+    let stale = gap > i64::from(q.max_gap_days);
+    // against a snapshot more than a few nights older, drift is expected
+    let outcome = |o: Outcome| {
+        if stale && o == Outcome::Fail {
+            Outcome::Warn
+        } else {
+            o
+        }
+    };
+    let against = if stale {
+        format!("{previous} ({gap} days earlier: warnings only)")
+    } else {
+        previous.to_string()
+    };
     let ratio = now.rows as f64 / before.rows.max(1) as f64;
     checks.push(Check {
         name: "build.persons_ratio".into(),
         value: ratio,
         threshold: format!("{}..={}", q.min_persons_ratio, q.max_persons_ratio),
-        outcome: if (q.min_persons_ratio..=q.max_persons_ratio).contains(&ratio) {
-            Outcome::Pass
-        } else {
-            Outcome::Fail
-        },
-        detail: format!("{} persons now, {} on {previous}", now.rows, before.rows),
+        outcome: outcome(
+            if (q.min_persons_ratio..=q.max_persons_ratio).contains(&ratio) {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            },
+        ),
+        detail: format!("{} persons now, {} on {against}", now.rows, before.rows),
     });
     let mut drift = Vec::new();
     for (i, feature) in features.iter().enumerate() {
@@ -166,12 +183,12 @@ pub async fn snapshot_checks(
                 was + q.max_null_rate_increase,
                 q.max_null_rate_increase
             ),
-            outcome: if is - was > q.max_null_rate_increase {
+            outcome: outcome(if is - was > q.max_null_rate_increase {
                 Outcome::Fail
             } else {
                 Outcome::Pass
-            },
-            detail: format!("null rate {is:.4}, was {was:.4} on {previous}"),
+            }),
+            detail: format!("null rate {is:.4}, was {was:.4} on {against}"),
         });
         let (_, lo0, hi0) = before.columns[i];
         let (n1, lo1, hi1) = now.columns[i];
@@ -210,19 +227,19 @@ pub async fn snapshot_checks(
             psi: value,
             null_rate: (was, is),
         });
-        let outcome = if value >= q.max_psi {
+        let psi_outcome = outcome(if value >= q.max_psi {
             Outcome::Fail
         } else if value >= q.psi_warning {
             Outcome::Warn
         } else {
             Outcome::Pass
-        };
+        });
         checks.push(Check {
             name: format!("drift.psi.{feature}"),
             value,
             threshold: format!("< {} (warning at {})", q.max_psi, q.psi_warning),
-            outcome,
-            detail: format!("population stability index against {previous}"),
+            outcome: psi_outcome,
+            detail: format!("population stability index against {against}"),
         });
     }
     Ok((checks, drift))

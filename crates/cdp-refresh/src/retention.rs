@@ -107,23 +107,23 @@ pub async fn gc(lake: &Lake, policy: &RetentionConfig, dry_run: bool) -> Result<
         .and_then(|r| r.tagger.clone())
         .into_iter()
         .collect();
-    if !dry_run {
-        for folder in ModelStore::<OfferModel>::new(lake)
-            .retain(policy.keep_models, &offer_keep)
-            .await?
-        {
-            report.models_dropped.push(folder);
-        }
-        for folder in TaggerStore::new(lake)
-            .retain(policy.keep_models, &tagger_keep)
-            .await?
-        {
-            report.models_dropped.push(folder);
-        }
-    }
+    report.models_dropped.extend(
+        ModelStore::<OfferModel>::new(lake)
+            .retain(policy.keep_models, &offer_keep, dry_run)
+            .await?,
+    );
+    report.models_dropped.extend(
+        TaggerStore::new(lake)
+            .retain(policy.keep_models, &tagger_keep, dry_run)
+            .await?,
+    );
 
-    // 3. unreferenced files
-    let referenced = referenced(lake, &pins).await?;
+    // 3. unreferenced files (a dry run counts what steps 1 and 2 would drop)
+    let dropped_dates: BTreeSet<NaiveDate> = report.dates_dropped.iter().copied().collect();
+    let mut referenced = referenced(lake, &pins, &dropped_dates).await?;
+    for folder in &report.models_dropped {
+        referenced.folders.remove(folder);
+    }
     let grace = chrono::Duration::minutes(policy.grace_minutes as i64);
     let now = Utc::now();
     for area in ["silver", "gold", "models", ONLINE] {
@@ -222,11 +222,20 @@ impl Referenced {
     }
 }
 
-async fn referenced(lake: &Lake, pins: &[release::ServingPin]) -> Result<Referenced> {
+async fn referenced(
+    lake: &Lake,
+    pins: &[release::ServingPin],
+    dropped: &BTreeSet<NaiveDate>,
+) -> Result<Referenced> {
     let mut r = Referenced::default();
     for layer in ["silver", "gold"] {
         if let Some(m) = lake.read_manifest::<LayerManifest>(layer).await? {
-            for snapshot in m.body.snapshots.values() {
+            for (_, snapshot) in m
+                .body
+                .snapshots
+                .iter()
+                .filter(|(d, _)| !dropped.contains(d))
+            {
                 for table in snapshot.tables.values() {
                     r.files.extend(table.files.iter().cloned());
                 }
