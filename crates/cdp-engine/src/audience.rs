@@ -296,6 +296,18 @@ pub async fn evaluate(
         &format!("SELECT count(*) FROM silver.customer_360 WHERE as_of = DATE '{as_of}'"),
     )
     .await?;
+    // Each suppression set is computed on its own and kept in memory: as
+    // subqueries of the one base query, DataFusion's plan for a million
+    // customers grew to tens of GB.
+    for rule in &rules {
+        if let Some(sql) = &rule.join {
+            let (schema, batches) =
+                collect(engine, &format!("SELECT DISTINCT unified_id FROM ({sql})")).await?;
+            let mem = MemTable::try_new(schema, vec![batches])
+                .map_err(Error::datafusion("cannot keep a suppression set"))?;
+            tables::register(engine, &suppression_table(rule.step), Arc::new(mem))?;
+        }
+    }
     let base = base_sql(audience, as_of, &predicate, &from, &rules);
     // the schema comes from the plan: no one may be eligible
     let (schema, batches) = collect(engine, &base).await?;
@@ -622,9 +634,12 @@ fn eligible_from(audience: &Audience, as_of: NaiveDate) -> (String, String) {
         .eligibility
         .as_ref()
         .map_or_else(|| "TRUE".to_string(), |e| e.value.clone());
+    // Each table is cut to the date before it is joined: a join on
+    // `f.as_of = c.as_of` would hash every snapshot of silver.features
+    // (tens of GB for a million customers) before the date filter applies.
     let from = format!(
-        "FROM silver.customer_360 c
-LEFT JOIN silver.features f ON f.as_of = c.as_of AND f.unified_id = c.unified_id
+        "FROM (SELECT * FROM silver.customer_360 WHERE as_of = DATE '{as_of}') c
+LEFT JOIN (SELECT * FROM silver.features WHERE as_of = DATE '{as_of}') f ON f.unified_id = c.unified_id
 LEFT JOIN (SELECT * FROM gold.tags WHERE as_of = DATE '{as_of}') t ON t.unified_id = c.unified_id"
     );
     (predicate, from)
@@ -805,14 +820,13 @@ fn base_sql(
         .collect();
     let joins: String = rules
         .iter()
-        .filter_map(|r| {
-            r.join.as_ref().map(|sql| {
-                format!(
-                    "\nLEFT JOIN (SELECT DISTINCT unified_id FROM ({sql})) k_{step} \
-                     ON k_{step}.unified_id = c.unified_id",
-                    step = r.step
-                )
-            })
+        .filter(|r| r.join.is_some())
+        .map(|r| {
+            format!(
+                "\nLEFT JOIN {table} k_{step} ON k_{step}.unified_id = c.unified_id",
+                table = suppression_table(r.step),
+                step = r.step
+            )
         })
         .collect();
     format!(
@@ -825,6 +839,11 @@ LEFT JOIN (SELECT unified_id, probability, reasons FROM gold.scores
 WHERE c.as_of = DATE '{as_of}' AND ({predicate})",
         offer = literal(&audience.offer.value)
     )
+}
+
+/// The in-session table of the unified_ids suppression rule `step` removes.
+fn suppression_table(step: &str) -> String {
+    format!("audience_suppress_{step}")
 }
 
 /// Rows of the base table still in the funnel after every rule, scored and

@@ -110,11 +110,11 @@ pub async fn score(
     let sql = format!(
         "SELECT f.unified_id, p.offer_id,
        {}
-FROM silver.features f
-JOIN silver.customer_360 c ON c.as_of = f.as_of AND c.unified_id = f.unified_id
+FROM (SELECT * FROM silver.features WHERE as_of = DATE '{as_of}') f
+JOIN (SELECT * FROM silver.customer_360 WHERE as_of = DATE '{as_of}') c
+  ON c.unified_id = f.unified_id
 CROSS JOIN model.offer_products p
-WHERE f.as_of = DATE '{as_of}'
-  AND c.income_band >= p.offer_min_income_band
+WHERE c.income_band >= p.offer_min_income_band
   AND NOT array_has(COALESCE(c.products, make_array()), p.offer_id)
 ORDER BY f.unified_id, p.offer_id",
         feature_select(&features)

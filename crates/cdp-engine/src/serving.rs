@@ -145,9 +145,12 @@ pub async fn load(engine: &Engine, as_of: NaiveDate, pii: bool) -> Result<Servin
              t.tags AS tag_list, t.tagger_version"
                 .into(),
         );
-        joins.push(
-            "LEFT JOIN gold.tags t ON t.as_of = c.as_of AND t.unified_id = c.unified_id".into(),
-        );
+        // cut to the date before joining: a join on `t.as_of = c.as_of`
+        // would hash the tags of every date kept
+        joins.push(format!(
+            "LEFT JOIN (SELECT * FROM gold.tags WHERE as_of = DATE '{as_of}') t \
+             ON t.unified_id = c.unified_id"
+        ));
     }
     let params = Params::for_build(engine.calendar(), as_of);
     if pii {

@@ -256,15 +256,53 @@ pub async fn parquet_table(
         .map(ListingTableUrl::parse)
         .collect::<datafusion::error::Result<Vec<_>>>()
         .map_err(Error::datafusion(what()))?;
-    let format = ParquetFormat::default();
+    // the session's Parquet options (plain Utf8 strings, filter pushdown):
+    // a default ParquetFormat would read every string as Utf8View, and a
+    // chain of hash joins over view arrays copies their ever-growing buffer
+    // lists into every output batch (tens of GB for a million customers)
+    let format = ParquetFormat::default()
+        .with_options(engine.context().state().table_options().parquet.clone());
     let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .infer_schema(&engine.context().state())
         .await
         .map_err(Error::datafusion(what()))?;
+    // Files whose embedded Arrow schema says Utf8View (polars writes
+    // bronze so) are read as plain Utf8 all the same.
+    let config = match config.file_schema.clone() {
+        Some(schema) => config.with_schema(without_views(&schema)),
+        None => config,
+    };
     let table = ListingTable::try_new(config).map_err(Error::datafusion(what()))?;
     Ok(Arc::new(table))
+}
+
+/// `schema` with every Utf8View (also inside lists) made Utf8.
+fn without_views(schema: &SchemaRef) -> SchemaRef {
+    fn plain(ty: &DataType) -> DataType {
+        match ty {
+            DataType::Utf8View => DataType::Utf8,
+            DataType::BinaryView => DataType::Binary,
+            DataType::List(item) => DataType::List(Arc::new(
+                item.as_ref()
+                    .clone()
+                    .with_data_type(plain(item.data_type())),
+            )),
+            DataType::LargeList(item) => DataType::LargeList(Arc::new(
+                item.as_ref()
+                    .clone()
+                    .with_data_type(plain(item.data_type())),
+            )),
+            other => other.clone(),
+        }
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_data_type(plain(f.data_type())))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// A bronze table with its PII columns (those the contract marks `pii`) masked.
