@@ -6,12 +6,14 @@
 #
 # The bank is generated once for 76 days into $BENCH_DIR (default
 # /tmp/cdp-bench-refresh-CUSTOMERS); day 76 is set aside as the night's
-# drop. The base lake ingests days 1-75, builds the snapshot of the last
-# campaign eve whose offers have matured (so a model can be trained), and
+# drop. The base lake ingests days 1-75, builds the snapshots of the last
+# three campaign eves whose offers have matured (a model needs three sending
+# days: train, validation and test), and
 # is refreshed and released as of day 75 with --retrain. The measured
 # night is then `cdp refresh --source DROP --as-of <day 76>` on a copy of
 # that base: ingest, build, quality gate, tag, labels, (train not due),
-# score, materialize, publish, retention. RETRAIN=1 adds --retrain.
+# score, materialize, publish, retention. RETRAIN=1 adds --retrain;
+# CDP_BIN=path measures that binary instead of building the release one.
 #
 #   bench/refresh.sh [CUSTOMERS]
 set -euo pipefail
@@ -21,11 +23,12 @@ work="${BENCH_DIR:-/tmp/cdp-bench-refresh-$customers}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cdp/target}"
 base_day=2026-03-16
 new_day=2026-03-17
-eve=2026-02-07
+eves="2026-01-24 2026-01-31 2026-02-07"
 mkdir -p "$work"
 
-cargo build --release -q -p cdp-cli
-cdp="$CARGO_TARGET_DIR/release/cdp"
+# CDP_BIN: a cdp binary to measure instead of building the release one
+[ -n "${CDP_BIN:-}" ] || cargo build --release -q -p cdp-cli
+cdp="${CDP_BIN:-$CARGO_TARGET_DIR/release/cdp}"
 
 source bench/lib.sh
 
@@ -37,7 +40,9 @@ if [ ! -f "$work/base.ok" ]; then
   mv "$work"/raw/*_"$new_day".* "$work/drop/"
   cp "$work/raw/card_products.csv" "$work/drop/"
   timed "ingest days 1-75" "$cdp" ingest --source "$work/raw" --lake "$work/base" --json
-  timed "build $eve" "$cdp" build --as-of "$eve" --lake "$work/base" --json
+  for eve in $eves; do
+    timed "build $eve" "$cdp" build --as-of "$eve" --lake "$work/base" --json
+  done
   # five weeks apart, the two snapshots differ more than a night's drift
   timed "refresh $base_day --retrain" env CDP__REFRESH__QUALITY__MAX_PSI=1000 CDP__REFRESH__QUALITY__MAX_PERSONS_RATIO=10 \
     "$cdp" refresh --as-of "$base_day" --retrain --lake "$work/base" --json

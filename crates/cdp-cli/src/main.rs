@@ -153,10 +153,15 @@ fn main() -> ExitCode {
         // Help and version go to stdout as clap prints them.
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            // A usage error: one line, like every other failure.
+            // A usage error: one line, like every other failure (clap's
+            // first paragraph, e.g. the missing argument's name with it).
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            eprintln!("{first} (see --help)");
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", first.join(" "));
             return ExitCode::from(2);
         }
     };

@@ -137,7 +137,17 @@ pub async fn write(
         }
         let mut dropped = kept.split_off(kept.len().min(keep - 1));
         // the released snapshot serves until the next release: never dropped
-        if let Some(released) = served_manifest(lake).await? {
+        let released = match cdp_core::release::current(lake)
+            .await?
+            .and_then(|r| r.body.online)
+        {
+            Some(version) => {
+                lake.read_manifest_version::<EmbeddedManifest>(MANIFEST, version)
+                    .await?
+            }
+            None => None,
+        };
+        if let Some(released) = released {
             let folder = snapshot_folder(&released.body);
             if let Some(i) = dropped.iter().position(|d| *d == folder) {
                 kept.push(dropped.remove(i));
