@@ -212,16 +212,7 @@ impl Lake {
         &self,
         name: &str,
     ) -> Result<Option<Manifest<T>>> {
-        let relative = manifest_path(name);
-        let Some(bytes) = self.get(&relative).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| Error::ManifestCorrupt {
-                path: self.path(&relative).to_string(),
-                source,
-            })
+        self.read_json(&manifest_path(name)).await
     }
 
     /// Reads version `version` of manifest `name` from its history, `None`
@@ -231,14 +222,18 @@ impl Lake {
         name: &str,
         version: u64,
     ) -> Result<Option<Manifest<T>>> {
-        let relative = history_path(name, version);
-        let Some(bytes) = self.get(&relative).await? else {
+        self.read_json(&history_path(name, version)).await
+    }
+
+    /// A manifest file, `None` when it does not exist.
+    async fn read_json<T: DeserializeOwned>(&self, relative: &str) -> Result<Option<T>> {
+        let Some(bytes) = self.get(relative).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|source| Error::ManifestCorrupt {
-                path: self.path(&relative).to_string(),
+                path: self.path(relative).to_string(),
                 source,
             })
     }
@@ -337,24 +332,14 @@ impl Lake {
             }
         })?);
 
-        let history = self.path(&history_path(name, manifest.version));
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(&history, PutPayload::from(bytes.clone()), create)
-            .await
+        if !self
+            .put_create(&history_path(name, manifest.version), bytes.clone())
+            .await?
         {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(Error::ManifestConflict {
-                    name: name.into(),
-                    version: manifest.version,
-                });
-            }
-            Err(source) => return Err(store_error("put", &history, source)),
+            return Err(Error::ManifestConflict {
+                name: name.into(),
+                version: manifest.version,
+            });
         }
         self.swap_current(name, bytes).await?;
         tracing::info!(version = manifest.version, "published");

@@ -96,6 +96,13 @@ pub struct ServingPin {
     pub heartbeat_at: DateTime<Utc>,
 }
 
+/// The host name, for people reading pins, run records and locks.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// Where the pin of `instance` lives, relative to the lake root.
 pub fn pin_path(instance: &str) -> String {
     format!("{PINS}/{instance}.json")

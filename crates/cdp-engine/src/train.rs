@@ -321,27 +321,21 @@ pub async fn labels(
     as_of: NaiveDate,
 ) -> Result<LabelsReport> {
     let (labelled, without_snapshot) = register_labelled_offers(engine, settings, as_of).await?;
-    let mut batches = run(
-        engine,
-        "offer_training.sql",
-        &format!(
+    // one frame for the rows and their shape: no offer may have matured yet
+    let query_error = |error| Error::Query {
+        error: Box::new(error),
+    };
+    let frame = engine
+        .context()
+        .sql(&format!(
             "SELECT DATE '{as_of}' AS as_of, * FROM model.labelled_offers \
              ORDER BY sent_at, offer_event_id"
-        ),
-    )
-    .await?;
+        ))
+        .await
+        .map_err(query_error)?;
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let mut batches = frame.collect().await.map_err(query_error)?;
     if batches.is_empty() {
-        // no offer matured yet: an empty table of the view's shape
-        let frame = engine
-            .context()
-            .sql(&format!(
-                "SELECT DATE '{as_of}' AS as_of, * FROM model.labelled_offers"
-            ))
-            .await
-            .map_err(|error| Error::Query {
-                error: Box::new(error),
-            })?;
-        let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
         batches.push(RecordBatch::new_empty(schema));
     }
     let accepted = batches

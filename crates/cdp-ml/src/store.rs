@@ -19,7 +19,6 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use cdp_core::lake::{Lake, Manifest, paths};
 use chrono::{DateTime, NaiveDate, Utc};
-use object_store::{PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
@@ -170,7 +169,11 @@ impl<'a, M: Versioned> ModelStore<'a, M> {
             model.set_version(&version);
             let bytes = model.model_json()?;
             let path = model_path(M::KIND, &version);
-            if !self.create(&path, bytes.clone()).await? {
+            if !self
+                .lake
+                .put_create(&path, Bytes::from(bytes.clone()))
+                .await?
+            {
                 last = version;
                 continue;
             }
@@ -284,33 +287,6 @@ impl<'a, M: Versioned> ModelStore<'a, M> {
             kind: M::KIND,
             version: "registry".into(),
         })
-    }
-
-    /// Writes `bytes` at `path` unless something is there: `false` when
-    /// another writer took it.
-    async fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool> {
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        let written = self
-            .lake
-            .store()
-            .put_opts(
-                &self.lake.path(path),
-                PutPayload::from(Bytes::from(bytes)),
-                create,
-            )
-            .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(source) => Err(Error::Core(cdp_core::Error::Store {
-                op: "put",
-                path: path.to_string(),
-                source,
-            })),
-        }
     }
 
     /// The highest version number registered or present as a file.

@@ -73,14 +73,6 @@ pub enum Error {
     #[error("--from {from} is after --to {to}")]
     BadRange { from: NaiveDate, to: NaiveDate },
 
-    /// A query of the quality checks failed.
-    #[error("quality check query on {table}: {source}")]
-    Query {
-        table: String,
-        #[source]
-        source: Box<datafusion::error::DataFusionError>,
-    },
-
     /// The lake.
     #[error(transparent)]
     Core(#[from] cdp_core::Error),

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::record::hostname;
+use cdp_core::release::hostname;
 
 /// Folder of the refresh lock's leases.
 pub const LOCKS: &str = "_locks/refresh";

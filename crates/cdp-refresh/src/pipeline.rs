@@ -263,17 +263,7 @@ impl Night<'_> {
                 matches!(s.status, StageStatus::Done | StageStatus::Skipped) && s.input == input
             });
         let started = Instant::now();
-        let mut stage = StageRecord {
-            name: name.into(),
-            status: StageStatus::Running,
-            input: input.clone(),
-            output: Value::Null,
-            rows_in: None,
-            rows_out: None,
-            started_at: Utc::now(),
-            seconds: 0.0,
-            detail: None,
-        };
+        let mut stage = StageRecord::start(name, input.clone());
         self.observer.started(&self.record.run, as_of, name);
         if let Some((run, done)) = earlier
             && still_current(&done.output).await?
@@ -444,6 +434,7 @@ impl Night<'_> {
     async fn quality(&mut self) -> Result<()> {
         let as_of = self.record.as_of;
         let started = Instant::now();
+        let mut stage = StageRecord::start("quality", String::new());
         self.observer.started(&self.record.run, as_of, "quality");
         let engine = self.new_engine()?;
         let previous = self
@@ -482,26 +473,18 @@ impl Night<'_> {
                 )
             })
             .collect();
-        let stage = StageRecord {
-            name: "quality".into(),
-            status: if failed.is_empty() {
-                StageStatus::Done
-            } else {
-                StageStatus::Failed
-            },
-            input: String::new(),
-            output: json!({
-                "checks": self.record.checks.len(),
-                "warnings": self.record.warnings.len(),
-                "failed": failed,
-                "previous": previous,
-            }),
-            rows_in: None,
-            rows_out: None,
-            started_at: Utc::now(),
-            seconds: started.elapsed().as_secs_f64(),
-            detail: None,
+        stage.status = if failed.is_empty() {
+            StageStatus::Done
+        } else {
+            StageStatus::Failed
         };
+        stage.output = json!({
+            "checks": self.record.checks.len(),
+            "warnings": self.record.warnings.len(),
+            "failed": failed,
+            "previous": previous,
+        });
+        stage.seconds = started.elapsed().as_secs_f64();
         self.finish(stage).await?;
         if failed.is_empty() {
             Ok(())
@@ -632,20 +615,13 @@ impl Night<'_> {
         };
         let Some(why) = due else {
             let (version, fitted_on) = current.expect("not due only with a current model");
-            let stage = StageRecord {
-                name: "train".into(),
-                status: StageStatus::NotDue,
-                input: String::new(),
-                output: json!({ "version": version }),
-                rows_in: None,
-                rows_out: None,
-                started_at: Utc::now(),
-                seconds: 0.0,
-                detail: Some(format!(
-                    "model {version} fitted on {} is younger than {every} days",
-                    fitted_on.map_or("?".into(), |d| d.to_string())
-                )),
-            };
+            let mut stage = StageRecord::start("train", String::new());
+            stage.status = StageStatus::NotDue;
+            stage.output = json!({ "version": version });
+            stage.detail = Some(format!(
+                "model {version} fitted on {} is younger than {every} days",
+                fitted_on.map_or("?".into(), |d| d.to_string())
+            ));
             self.observer.started(&self.record.run, as_of, "train");
             self.finish(stage).await?;
             return Ok(Some(version));
@@ -806,17 +782,11 @@ impl Night<'_> {
             same.run = body.run.clone();
             same == body
         });
-        let mut stage = StageRecord {
-            name: "publish".into(),
-            status: StageStatus::Done,
-            input: fingerprint(&serde_json::to_value(&body).unwrap_or_default()),
-            output: Value::Null,
-            rows_in: None,
-            rows_out: None,
-            started_at: Utc::now(),
-            seconds: 0.0,
-            detail: None,
-        };
+        let mut stage = StageRecord::start(
+            "publish",
+            fingerprint(&serde_json::to_value(&body).unwrap_or_default()),
+        );
+        stage.status = StageStatus::Done;
         let later = current.as_ref().filter(|m| m.body.as_of > as_of);
         let version = if unchanged {
             let m = current.expect("unchanged implies a release");

@@ -23,7 +23,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Rows per snapshot read for the PSI (a deterministic sample above it).
 const PSI_SAMPLE: u64 = 200_000;
@@ -369,12 +369,7 @@ async fn profile(engine: &Engine, as_of: NaiveDate, features: &[String]) -> Resu
 }
 
 async fn query(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>> {
-    let error = |source| Error::Query {
-        table: "silver.features".into(),
-        source: Box::new(source),
-    };
-    let frame = engine.context().sql(sql).await.map_err(error)?;
-    frame.collect().await.map_err(error)
+    Ok(cdp_engine::query::run(engine, sql).await?)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cdp_core::lake::Lake;
+use cdp_core::release::hostname;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -28,17 +29,6 @@ pub enum RunStatus {
     GateFailed,
     /// A stage failed; nothing was published.
     Failed,
-}
-
-impl RunStatus {
-    /// The process exit code a run with this status ends with.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            RunStatus::Succeeded => 0,
-            RunStatus::Failed | RunStatus::Running => 1,
-            RunStatus::GateFailed => 3,
-        }
-    }
 }
 
 /// What became of one stage.
@@ -83,6 +73,24 @@ pub struct StageRecord {
     /// For people: why skipped, what failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl StageRecord {
+    /// A stage starting now, with inputs of fingerprint `input` (empty
+    /// for a stage that always runs).
+    pub fn start(name: &str, input: String) -> Self {
+        StageRecord {
+            name: name.into(),
+            status: StageStatus::Running,
+            input,
+            output: serde_json::Value::Null,
+            rows_in: None,
+            rows_out: None,
+            started_at: Utc::now(),
+            seconds: 0.0,
+            detail: None,
+        }
+    }
 }
 
 /// One refresh run of one date.
@@ -214,13 +222,6 @@ pub async fn show(lake: &Lake, id: &str) -> Result<RunRecord> {
             }),
         },
     }
-}
-
-/// The host name, for people reading records and locks.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[cfg(test)]

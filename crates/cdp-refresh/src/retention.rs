@@ -26,7 +26,9 @@ use cdp_core::release;
 use cdp_engine::tables::LayerManifest;
 use cdp_ml::offer::OfferModel;
 use cdp_ml::store::{ModelStore, TaggerStore};
-use cdp_store::online::embedded::{EmbeddedManifest, MANIFEST as ONLINE, snapshot_folder};
+use cdp_store::online::embedded::{
+    EmbeddedManifest, MANIFEST as ONLINE, released_manifest, snapshot_folder,
+};
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use tracing::instrument;
@@ -255,11 +257,7 @@ async fn referenced(
     if let Some(m) = lake.read_manifest::<EmbeddedManifest>(ONLINE).await? {
         online.insert(m.version, m.body);
     }
-    if let Some(version) = release::current(lake).await?.and_then(|m| m.body.online)
-        && let Some(m) = lake
-            .read_manifest_version::<EmbeddedManifest>(ONLINE, version)
-            .await?
-    {
+    if let Some(m) = released_manifest(lake).await? {
         online.insert(m.version, m.body);
     }
     for body in online.values() {

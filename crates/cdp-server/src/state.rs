@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use cdp_core::lake::Lake;
-use cdp_core::release::{self, ServingPin};
+use cdp_core::release::{self, ServingPin, hostname};
 use cdp_core::time::BusinessCalendar;
 use cdp_engine::serving;
 use cdp_engine::tables::LayerManifest;
@@ -321,9 +321,3 @@ impl Reloader {
 /// How often a running server renews its pin (well within
 /// `[retention] pin_lease_seconds`).
 pub const PIN_RENEWAL: Duration = Duration::from_secs(30);
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
-}

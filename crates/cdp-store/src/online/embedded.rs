@@ -137,17 +137,7 @@ pub async fn write(
         }
         let mut dropped = kept.split_off(kept.len().min(keep - 1));
         // the released snapshot serves until the next release: never dropped
-        let released = match cdp_core::release::current(lake)
-            .await?
-            .and_then(|r| r.body.online)
-        {
-            Some(version) => {
-                lake.read_manifest_version::<EmbeddedManifest>(MANIFEST, version)
-                    .await?
-            }
-            None => None,
-        };
-        if let Some(released) = released {
+        if let Some(released) = released_manifest(lake).await? {
             let folder = snapshot_folder(&released.body);
             if let Some(i) = dropped.iter().position(|d| *d == folder) {
                 kept.push(dropped.remove(i));
@@ -413,12 +403,21 @@ fn decode_ipc(data: Bytes) -> std::result::Result<RecordBatch, String> {
 /// names when it has one (`cdp refresh` publishes the online snapshot and
 /// the rest of the night's outputs together), else the latest.
 pub async fn served_manifest(lake: &Lake) -> Result<Option<Manifest<EmbeddedManifest>>> {
+    match released_manifest(lake).await? {
+        Some(released) => Ok(Some(released)),
+        None => Ok(lake.read_manifest(MANIFEST).await?),
+    }
+}
+
+/// The manifest of the snapshot the lake's release names; `None` without
+/// a release (or with one whose online store is Redis).
+pub async fn released_manifest(lake: &Lake) -> Result<Option<Manifest<EmbeddedManifest>>> {
     match cdp_core::release::current(lake)
         .await?
         .and_then(|r| r.body.online)
     {
         Some(version) => Ok(lake.read_manifest_version(MANIFEST, version).await?),
-        None => Ok(lake.read_manifest(MANIFEST).await?),
+        None => Ok(None),
     }
 }
 
