@@ -15,12 +15,11 @@ days="${2:-90}"
 work="${BENCH_DIR:-/tmp/cdp-bench-build-$customers-$days}"
 raw="${BENCH_RAW:-$work/raw}"
 lake="$work/lake"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 python3 -c "import duckdb" 2>/dev/null || pip install -q duckdb
-[ -x /usr/bin/time ] || apt-get install -y -q time >/dev/null
-cargo build --release -q -p cdp-cli
-cdp="$CARGO_TARGET_DIR/release/cdp"
+source bench/lib.sh
+release_build
+cdp="$release/cdp"
 
 mkdir -p "$work" bench/results
 if [ ! -s "$raw/_truth/counts.json" ]; then

@@ -12,6 +12,8 @@
 #   online lookups         p50 / p99 in-process for 1 and 100 entities: cdp's
 #                          embedded store (crates/cdp-store/examples/lookup_latency)
 #                          vs `get_online_features`
+#   scale (cdp only)       materialize a synthetic SYNTH_CUSTOMERS x SYNTH_FEATURES
+#                          snapshot (default 1,000,000 x 100), then look it up
 #
 # Both sides read the same feature values: Feast's file source is exported
 # from cdp's silver.features snapshots (event time = the snapshot's cutoff,
@@ -33,17 +35,15 @@ work="${BENCH_DIR:-/tmp/cdp-bench-feature-store-$customers}"
 raw="$work/raw"
 lake="$work/lake"
 venv="${FEAST_VENV:-$HOME/.cache/cdp/feast-venv}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 if ! "$venv/bin/python" -c 'import feast, sys; sys.exit(not feast.__version__.startswith("0.67"))' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "feast==0.67.*"
 fi
-[ -x /usr/bin/time ] || apt-get install -y -q time >/dev/null
-cargo build --release -q -p cdp-cli
-cargo build --release -q -p cdp-store --example lookup_latency
-cdp="$CARGO_TARGET_DIR/release/cdp"
-lookup="$CARGO_TARGET_DIR/release/examples/lookup_latency"
+source bench/lib.sh
+release_build
+cdp="$release/cdp"
+lookup="$release/examples/lookup_latency"
 
 mkdir -p "$work" bench/results
 if [ ! -s "$raw/_truth/counts.json" ]; then
@@ -65,5 +65,11 @@ for i in reversed(range(int(sys.argv[2]))):
     echo "$as_of" >> "$work/built"
   fi
 done
-"$venv/bin/python" bench/feature_store_compare.py "$cdp" "$lookup" "$lake" "$work" "$big" \
-  | tee "bench/results/feature_store-$(date +%Y%m%d-%H%M%S).txt"
+{
+  "$venv/bin/python" bench/feature_store_compare.py "$cdp" "$lookup" "$lake" "$work" "$big"
+  # The scale goal, cdp alone (Feast is measured above at 100k x 10):
+  # materialize a synthetic 1,000,000 x 100 snapshot, then look it up in-process.
+  echo
+  echo "synthetic ${SYNTH_CUSTOMERS:-1000000} customers x ${SYNTH_FEATURES:-100} features (crates/cdp-store/examples/lookup_latency.rs):"
+  "$lookup" --customers "${SYNTH_CUSTOMERS:-1000000}" --features "${SYNTH_FEATURES:-100}"
+} 2>&1 | tee "bench/results/feature_store-$(date +%Y%m%d-%H%M%S).txt"

@@ -8,12 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 millions="${1:-10}"
 work="${BENCH_DIR:-/tmp/cdp-bench-ingest}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cdp/target}"
 
 python3 -c "import duckdb, polars" 2>/dev/null || pip install -q duckdb polars
-[ -x /usr/bin/time ] || apt-get install -y -q time >/dev/null
-cargo build --release -q -p cdp-cli
-cdp="$CARGO_TARGET_DIR/release/cdp"
+source bench/lib.sh
+release_build
+cdp="$release/cdp"
 
 mkdir -p "$work" bench/results
 file="$work/src/transactions_bench.csv"

@@ -11,25 +11,24 @@
 # written once under bench/results/model/ (git-ignored) and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+source bench/lib.sh
 
 python3 -c "import xgboost, lightgbm, sklearn, pyarrow, numpy" 2>/dev/null \
   || python3 -m pip install -q xgboost lightgbm scikit-learn pyarrow numpy
-cargo build --release -q -p cdp-cli
-cargo build --release -q -p cdp-ml --example predict_latency
+release_build
 mkdir -p bench/results
 out="bench/results/model-$(date +%Y%m%d-%H%M%S).txt"
 {
-  python3 bench/model_compare.py "$CARGO_TARGET_DIR/release/cdp" "$@"
+  python3 bench/model_compare.py "$release/cdp" "$@"
   # Single rows on one thread, batches on two; the serving-sized model the
   # example fits, then the model cdp just trained on the generated set.
   export RAYON_NUM_THREADS=2
   echo
   echo "in-process prediction (crates/cdp-ml/examples/predict_latency.rs):"
-  "$CARGO_TARGET_DIR/release/examples/predict_latency"
+  "$release/examples/predict_latency"
   for model in bench/results/model/synthetic-*/cdp-model; do
     [ -d "$model" ] || continue
     echo "with $model:"
-    "$CARGO_TARGET_DIR/release/examples/predict_latency" "$model"
+    "$release/examples/predict_latency" "$model"
   done
 } 2>&1 | tee "$out"

@@ -16,15 +16,13 @@ customers="${1:-1000000}"
 as_of=2026-03-16
 eves="2026-01-03 2026-01-10 2026-01-17 2026-01-24 2026-01-31 2026-02-07"
 offers="cc_travel_gold cc_travel_platinum cc_cashback_gold cc_dining_gold cc_premium_signature"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cdp/target}"
 work="bench/results/offers/$customers"
 lake="$work/lake"
 mkdir -p "$work"
 
-cargo build --release -q -p cdp-cli
-cdp="$CARGO_TARGET_DIR/release/cdp"
-
 source bench/lib.sh
+release_build
+cdp="$release/cdp"
 
 if [ ! -f "$work/scored.ok" ]; then
   echo "making a scored lake of $customers customers in $work (once)"

@@ -20,17 +20,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-1000000}"
 work="${BENCH_DIR:-/tmp/cdp-bench-refresh-$customers}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cdp/target}"
 base_day=2026-03-16
 new_day=2026-03-17
 eves="2026-01-24 2026-01-31 2026-02-07"
 mkdir -p "$work"
 
-# CDP_BIN: a cdp binary to measure instead of building the release one
-[ -n "${CDP_BIN:-}" ] || cargo build --release -q -p cdp-cli
-cdp="${CDP_BIN:-$CARGO_TARGET_DIR/release/cdp}"
-
 source bench/lib.sh
+# CDP_BIN: a cdp binary to measure instead of building the release one
+if [ -n "${CDP_BIN:-}" ]; then cdp="$CDP_BIN"; else release_build; cdp="$release/cdp"; fi
 
 if [ ! -f "$work/base.ok" ]; then
   echo "making the base lake of $customers customers in $work (once)"

@@ -45,7 +45,6 @@ customers="${1:-100000}"
 days="${BENCH_DAYS:-75}"
 work="${BENCH_DIR:-/tmp/cdp-bench-serve-$customers}"
 venv="${FEAST_VENV:-$HOME/.cache/cdp/feast-venv}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cdp/target}"
 duration="${DURATION:-20}"
 warmup="${WARMUP:-3}"
 rate1="${RATE1:-10000}"
@@ -66,12 +65,11 @@ if ! "$venv/bin/python" -c 'import feast, sys; sys.exit(not feast.__version__.st
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "feast==0.67.*"
 fi
-# One cargo invocation for both, so the example is built with the same
-# dependency features as the cdp binary and reuses its artefacts.
 log "building release binaries"
-cargo build --release -q -p cdp-cli -p cdp-server --bin cdp --example load
-cdp="$CARGO_TARGET_DIR/release/cdp"
-load="$CARGO_TARGET_DIR/release/examples/load"
+source bench/lib.sh
+release_build
+cdp="$release/cdp"
+load="$release/examples/load"
 
 # --- the bench lake, made once -----------------------------------------
 mkdir -p "$work" bench/results

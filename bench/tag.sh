@@ -9,11 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rows="${1:-1000000}"
 cols="${2:-40}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+source bench/lib.sh
 
 python3 -c "import sklearn, numpy, threadpoolctl" 2>/dev/null || pip install -q scikit-learn numpy threadpoolctl
-# cdp-ml does not depend on DataFusion: this release build is linfa and ndarray only.
-cargo build --release -q -p cdp-ml --example tag_matrix
+release_build
 mkdir -p bench/results
-python3 bench/tag_compare.py "$CARGO_TARGET_DIR/release/examples/tag_matrix" "$rows" "$cols" \
+python3 bench/tag_compare.py "$release/examples/tag_matrix" "$rows" "$cols" \
   | tee "bench/results/tag-$(date +%Y%m%d-%H%M%S).txt"

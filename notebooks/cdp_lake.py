@@ -48,12 +48,25 @@ def lake_root(lake=None):
 
 
 def manifest(name, lake=None):
-    """The body of `LAKE/_manifests/<name>.json` (e.g. "silver", "gold", "models/offer")."""
-    path = lake_root(lake) / "_manifests" / f"{name}.json"
-    if not path.exists():
+    """The body of the latest committed version of manifest `name` (e.g. "silver", "gold", "models/offer").
+
+    That is `LAKE/_manifests/<name>.json`, or a newer `_manifests/<name>/vNNNNNNNNNN.json` history entry whose
+    writer died before replacing the current file: cdp commits a version by writing its history entry.
+    """
+    root = lake_root(lake) / "_manifests"
+    path = root / f"{name}.json"
+    current = None
+    if path.exists():
+        with open(path, encoding="utf-8") as f:
+            current = json.load(f)
+    version = current["version"] if current else 0
+    while (committed := root / name / f"v{version + 1:010d}.json").exists():
+        with open(committed, encoding="utf-8") as f:
+            current = json.load(f)
+        version += 1
+    if current is None:
         raise FileNotFoundError(f"{path} does not exist: nothing published under {name!r} yet")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)["body"]
+    return current["body"]
 
 
 def snapshots(layer, table=None, lake=None):

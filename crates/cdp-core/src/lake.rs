@@ -207,12 +207,24 @@ impl Lake {
         Ok(items)
     }
 
-    /// Reads the current version of manifest `name`, `None` before the first publish.
+    /// Reads the latest committed version of manifest `name`, `None` before
+    /// the first publish.
+    ///
+    /// A version is committed once its history entry exists (see
+    /// [`Lake::publish`]), so a version whose writer died before swapping
+    /// the current file is already the one readers see: its files are
+    /// complete, and nobody may treat them as orphans.
     pub async fn read_manifest<T: DeserializeOwned>(
         &self,
         name: &str,
     ) -> Result<Option<Manifest<T>>> {
-        self.read_json(&manifest_path(name)).await
+        let mut latest: Option<Manifest<T>> = self.read_json(&manifest_path(name)).await?;
+        let mut version = latest.as_ref().map_or(0, |m| m.version);
+        while let Some(committed) = self.read_manifest_version(name, version + 1).await? {
+            latest = Some(committed);
+            version += 1;
+        }
+        Ok(latest)
     }
 
     /// Reads version `version` of manifest `name` from its history, `None`
@@ -293,24 +305,7 @@ impl Lake {
     where
         T: Serialize + Clone,
     {
-        let mut current_version = self
-            .read_manifest::<serde_json::Value>(name)
-            .await?
-            .map_or(0, |m| m.version);
-        while let Some(committed) = self.get(&history_path(name, current_version + 1)).await? {
-            current_version += 1;
-            serde_json::from_slice::<Manifest<serde_json::Value>>(&committed).map_err(
-                |source| Error::ManifestCorrupt {
-                    path: self.path(&history_path(name, current_version)).to_string(),
-                    source,
-                },
-            )?;
-            tracing::warn!(
-                version = current_version,
-                "rolling forward an interrupted publish"
-            );
-            self.swap_current(name, committed).await?;
-        }
+        let current_version = self.roll_forward(name).await?;
         if let Some(expected) = expected_version
             && expected != current_version
         {
@@ -344,6 +339,34 @@ impl Lake {
         self.swap_current(name, bytes).await?;
         tracing::info!(version = manifest.version, "published");
         Ok(manifest)
+    }
+
+    /// Finishes publishes of manifest `name` whose writer died after the
+    /// commit (see [`Lake::publish`]): the latest committed version becomes
+    /// the current file. Returns that version, 0 before the first publish.
+    /// [`Lake::publish`] does this first; a writer that may end a run
+    /// without publishing (nothing new) calls it so the current file is
+    /// never left behind its history.
+    pub async fn roll_forward(&self, name: &str) -> Result<u64> {
+        let mut current_version = self
+            .read_json::<Manifest<serde_json::Value>>(&manifest_path(name))
+            .await?
+            .map_or(0, |m| m.version);
+        while let Some(committed) = self.get(&history_path(name, current_version + 1)).await? {
+            current_version += 1;
+            serde_json::from_slice::<Manifest<serde_json::Value>>(&committed).map_err(
+                |source| Error::ManifestCorrupt {
+                    path: self.path(&history_path(name, current_version)).to_string(),
+                    source,
+                },
+            )?;
+            tracing::warn!(
+                version = current_version,
+                "rolling forward an interrupted publish"
+            );
+            self.swap_current(name, committed).await?;
+        }
+        Ok(current_version)
     }
 
     /// Replaces the current manifest: write to a staging name, then rename.
@@ -482,12 +505,15 @@ mod tests {
                 .unwrap();
             let err = lake.publish("silver/x", &"c", None).await.unwrap_err();
             assert!(err.to_string().contains("v0000000002.json"), "{err}");
-            let current = lake
-                .read_manifest::<String>("silver/x")
+            // readers name it too, instead of serving version 1 as if nothing were wrong
+            let err = lake.read_manifest::<String>("silver/x").await.unwrap_err();
+            assert!(err.to_string().contains("v0000000002.json"), "{err}");
+            let current: Manifest<String> = lake
+                .read_json(&manifest_path("silver/x"))
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(current.body, "a");
+            assert_eq!(current.body, "a", "never made current");
         });
     }
 
@@ -508,7 +534,24 @@ mod tests {
             let bytes = Bytes::from(serde_json::to_vec(&committed).unwrap());
             lake.put(&history_path("silver/x", 2), bytes).await.unwrap();
             let current: Manifest<String> = lake.read_manifest("silver/x").await.unwrap().unwrap();
-            assert_eq!(current.body, "a", "not visible before the next publish");
+            assert_eq!(
+                (current.version, current.body.as_str()),
+                (2, "b"),
+                "committed, so visible before the next publish swaps it in"
+            );
+            let file: Manifest<String> = lake
+                .read_json(&manifest_path("silver/x"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(file.version, 1, "the current file still lags");
+            assert_eq!(lake.roll_forward("silver/x").await.unwrap(), 2);
+            let file: Manifest<String> = lake
+                .read_json(&manifest_path("silver/x"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(file.version, 2, "rolled forward without a new publish");
             // a writer that expected version 1 learns it is stale
             let err = lake
                 .publish("silver/x", &"c".to_string(), Some(1))

@@ -240,6 +240,9 @@ async fn ingest_source(
 ) -> Result<SourceReport> {
     let mut report = SourceReport::default();
     let name = BronzeManifest::name(&spec.source);
+    // a killed run may have committed this source without making it current,
+    // and this run may find nothing new to publish
+    lake.roll_forward(&name).await?;
     let (mut manifest, version) = match lake.read_manifest::<BronzeManifest>(&name).await? {
         Some(m) => (m.body, m.version),
         None => (
