@@ -144,3 +144,53 @@ fn a_broken_file_is_reported_with_its_path() {
         "{stderr}"
     );
 }
+
+/// The Kubernetes example's `cdp.toml` and Secret are a configuration cdp
+/// accepts (the manifests themselves are schema-checked by `.ci/run`).
+#[test]
+fn the_deployment_example_configures_cdp() {
+    let root = crate::support::repo_root().join("deploy/k8s");
+    let embedded = |file: &str, marker: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut lines = text.lines().skip_while(|l| !l.contains(marker));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("{file}: no {marker}"));
+        if first.trim_end().ends_with('|') {
+            // a block: the lines indented deeper than the key
+            let indent = first.len() - first.trim_start().len();
+            lines
+                .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+                .map(|l| l.trim_start().to_string())
+                .collect()
+        } else {
+            let value = first.split_once(": ").unwrap().1.trim();
+            vec![value.trim_matches('\'').to_string()]
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cdp.toml");
+    std::fs::write(&config, embedded("config.yaml", "cdp.toml: |").join("\n")).unwrap();
+    let keys = embedded("secrets.example.yaml", "CDP__SERVER__API_KEYS:").remove(0);
+    let out = cdp()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "features",
+            "list",
+            "--json",
+        ])
+        .env(
+            "CDP__SERVER__API_KEYS",
+            keys.replace("replace-with-64-hex", &"ab".repeat(32)),
+        )
+        .env("AWS_ACCESS_KEY_ID", "example")
+        .env("AWS_SECRET_ACCESS_KEY", "example")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

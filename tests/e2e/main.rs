@@ -13,6 +13,7 @@ mod notebooks;
 mod offers;
 mod online;
 mod refresh;
+mod s3;
 mod samples;
 mod serve;
 mod support;

@@ -12,7 +12,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<(tokio::runtime::Runtime, Engine)>
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let lake = Lake::open(&ctx.config.lake.uri)?;
+    let lake = Lake::connect(&ctx.config.lake)?;
     let options = EngineOptions::from_config(&ctx.config.engine)?;
     let engine = Engine::new(lake, ctx.config.time.calendar()?, &options)?;
     Ok((runtime, engine))

@@ -36,7 +36,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let lake = Lake::open(&ctx.config.lake.uri)?;
+    let lake = Lake::connect(&ctx.config.lake)?;
     let options = IngestOptions {
         calendar: ctx.config.time.calendar()?,
         ..IngestOptions::default()

@@ -159,7 +159,7 @@ pub fn refresh_run(ctx: &Context, args: RefreshArgs) -> anyhow::Result<()> {
         online,
     };
     let runtime = runtime()?;
-    let lake = Lake::open(&ctx.config.lake.uri)?;
+    let lake = Lake::connect(&ctx.config.lake)?;
     let bars = Bars::new(true);
     let observer = Lines { quiet: ctx.json };
     let outcome = runtime.block_on(refresh(&lake, &ctx.config, &request, &bars, &observer));
@@ -180,7 +180,7 @@ pub fn refresh_run(ctx: &Context, args: RefreshArgs) -> anyhow::Result<()> {
 
 pub fn runs(ctx: &Context, action: RunsAction) -> anyhow::Result<()> {
     let runtime = runtime()?;
-    let lake = Lake::open(&ctx.config.lake.uri)?;
+    let lake = Lake::connect(&ctx.config.lake)?;
     match action {
         RunsAction::List => {
             let records = runtime.block_on(record::list(&lake))?;
@@ -276,7 +276,7 @@ pub fn runs(ctx: &Context, action: RunsAction) -> anyhow::Result<()> {
 
 pub fn gc(ctx: &Context, args: GcArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
-    let lake = Lake::open(&ctx.config.lake.uri)?;
+    let lake = Lake::connect(&ctx.config.lake)?;
     let report = runtime.block_on(retention::gc(&lake, &ctx.config.retention, args.dry_run))?;
     if ctx.json {
         return print_json(&report);

@@ -876,13 +876,121 @@ fn parse_size(text: &str) -> Option<u64> {
 pub struct LakeConfig {
     /// A local folder or an object-store URL (`file:///…`, `s3://bucket/prefix`).
     pub uri: String,
+    /// `[lake.s3]`: how to reach an `s3://` lake.
+    pub s3: S3Config,
 }
 
 impl Default for LakeConfig {
     fn default() -> Self {
         Self {
             uri: "./lake".into(),
+            s3: S3Config::default(),
         }
+    }
+}
+
+/// `[lake.s3]`: an `s3://bucket/prefix` lake on AWS S3 or any S3-compatible
+/// store (MinIO, Ceph, R2, s3s-fs). Values left empty after `cdp.toml` and
+/// `CDP__LAKE__S3__*` come from the standard AWS environment variables
+/// (`AWS_ENDPOINT_URL`, `AWS_REGION` or `AWS_DEFAULT_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+/// `AWS_ALLOW_HTTP`); without keys, the instance or web-identity
+/// credentials of the machine are used. The store must support conditional
+/// writes (`If-None-Match: *`): a manifest version is committed by a
+/// create-only put, never by a rename.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Endpoint of an S3-compatible store, e.g. `http://127.0.0.1:9000`;
+    /// empty: AWS.
+    pub endpoint: String,
+    /// Region; empty: `us-east-1`.
+    pub region: String,
+    /// Access key id; empty: the machine's credentials.
+    pub access_key_id: String,
+    /// Secret access key (prefer the environment to the file).
+    pub secret_access_key: String,
+    /// Session token of temporary credentials.
+    pub session_token: String,
+    /// Allow a plain `http://` endpoint (a store on loopback).
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    /// Credentials never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &str| if v.is_empty() { "" } else { "***" };
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &hidden(&self.access_key_id))
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// Fills the values still empty from the standard AWS variables among `env`.
+    fn fill_from_aws_env(&mut self, env: &[(String, String)]) {
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let fill = |slot: &mut String, names: &[&str]| {
+            if slot.is_empty()
+                && let Some(value) = names.iter().find_map(|n| var(n))
+            {
+                *slot = value;
+            }
+        };
+        fill(
+            &mut self.endpoint,
+            &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+        );
+        fill(&mut self.region, &["AWS_REGION", "AWS_DEFAULT_REGION"]);
+        fill(&mut self.access_key_id, &["AWS_ACCESS_KEY_ID"]);
+        fill(&mut self.secret_access_key, &["AWS_SECRET_ACCESS_KEY"]);
+        fill(&mut self.session_token, &["AWS_SESSION_TOKEN"]);
+        if !self.allow_http
+            && var("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        {
+            self.allow_http = true;
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |key: &'static str, value: String, reason: &str| Error::ConfigValue {
+            key,
+            value,
+            reason: reason.into(),
+        };
+        if !self.endpoint.is_empty() {
+            let url = url::Url::parse(&self.endpoint).map_err(|e| {
+                bad(
+                    "lake.s3.endpoint",
+                    self.endpoint.clone(),
+                    &format!("not a URL: {e}"),
+                )
+            })?;
+            if url.scheme() == "http" && !self.allow_http {
+                return Err(bad(
+                    "lake.s3.endpoint",
+                    self.endpoint.clone(),
+                    "plain http needs lake.s3.allow_http = true",
+                ));
+            }
+        }
+        if self.access_key_id.is_empty() != self.secret_access_key.is_empty() {
+            return Err(bad(
+                "lake.s3.access_key_id",
+                String::new(),
+                "set both access_key_id and secret_access_key, or neither",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -966,20 +1074,22 @@ impl Config {
             })?;
             merge(&mut merged, table);
         }
-        let mut vars: Vec<(String, String)> = env
+        type Vars = Vec<(String, String)>;
+        let (mut vars, aws): (Vars, Vars) = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-            .collect();
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) || k.starts_with("AWS_"))
+            .partition(|(k, _)| k.starts_with(ENV_PREFIX));
         vars.sort();
         for (var, value) in vars {
             apply_env(&mut merged, &var, &value)?;
         }
-        let config: Config =
+        let mut config: Config =
             Value::Table(merged)
                 .try_into()
                 .map_err(|source| Error::ConfigShape {
                     source: Box::new(source),
                 })?;
+        config.lake.s3.fill_from_aws_env(&aws);
         config.validate()?;
         Ok(config)
     }
@@ -992,6 +1102,10 @@ impl Config {
                 value: self.lake.uri.clone(),
                 reason: "must name a folder or an object-store URL".into(),
             });
+        }
+        if self.lake.uri.starts_with("s3://") {
+            // only then: stray AWS variables must not stop a local lake
+            self.lake.s3.validate()?;
         }
         BusinessCalendar::new(&self.time.timezone).map_err(|e| Error::ConfigValue {
             key: "time.timezone",
@@ -1174,6 +1288,45 @@ mod tests {
         );
         let err = Config::load(None, env(&[("CDP__ONLINE__KEY_PREFIX", "a b")])).unwrap_err();
         assert!(err.to_string().contains("online.key_prefix"), "{err}");
+    }
+
+    #[test]
+    fn s3_settings_come_from_cdp_variables_then_the_standard_aws_ones() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("CDP__LAKE__URI", "s3://lake/prod"),
+                ("CDP__LAKE__S3__REGION", "cn-north-1"),
+                ("AWS_REGION", "us-west-2"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI"),
+            ]),
+        )
+        .unwrap();
+        let s3 = &c.lake.s3;
+        assert_eq!(s3.region, "cn-north-1", "cdp's own setting wins");
+        assert_eq!(s3.endpoint, "http://127.0.0.1:9000");
+        assert!(s3.allow_http);
+        assert_eq!(s3.access_key_id, "AKIDEXAMPLE");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("wJalrXUtnFEMI") && !shown.contains("AKIDEXAMPLE"),
+            "{shown}"
+        );
+
+        let s3 = ("CDP__LAKE__URI", "s3://lake/prod");
+        let err = Config::load(
+            None,
+            env(&[s3, ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("allow_http"), "{err}");
+        let half = ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+        let err = Config::load(None, env(&[s3, half])).unwrap_err();
+        assert!(err.to_string().contains("secret_access_key"), "{err}");
+        Config::load(None, env(&[half])).expect("a local lake ignores the AWS settings");
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The lake: an `object_store` root (a local folder by default, `s3://…`
-//! later), its path layout, and the publish primitive.
+//! The lake: an `object_store` root (a local folder by default, or
+//! `s3://bucket/prefix` on any S3-compatible store), its path layout, and
+//! the publish primitive.
 //!
-//! Every stage writes new, uniquely named files and then publishes them by
-//! swapping one small JSON manifest (write to a staging name, then rename),
-//! so a reader sees either the previous manifest or the new one, never half
-//! of a snapshot, and a crash before the swap leaves nothing visible.
+//! Every stage writes new, uniquely named files and then publishes them as
+//! one small JSON manifest version, committed by a create-only put of its
+//! history entry (a conditional write on object stores, never a rename), so
+//! a reader sees either the previous version or the new one, never half of
+//! a snapshot, and a crash before the commit leaves nothing visible.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -34,6 +36,9 @@ use serde::{Deserialize, Serialize};
 use tracing::instrument;
 use url::Url;
 
+use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
+
+use crate::config::{LakeConfig, S3Config};
 use crate::error::{Error, Result};
 
 /// Folder of manifests inside the lake.
@@ -63,8 +68,22 @@ pub struct Lake {
 
 impl Lake {
     /// Opens a lake: a local folder (created when missing), `file:///…`,
-    /// `memory://` (tests), or any URL `object_store` supports in this build.
+    /// `memory://` (tests), `s3://bucket/prefix` with default settings, or
+    /// any URL `object_store` supports in this build. [`Lake::connect`]
+    /// takes the `[lake]` settings of the configuration.
     pub fn open(uri: &str) -> Result<Lake> {
+        Lake::connect(&LakeConfig {
+            uri: uri.into(),
+            ..LakeConfig::default()
+        })
+    }
+
+    /// Opens the lake `config` names; an `s3://bucket/prefix` lake is reached
+    /// with `config.s3` (endpoint, region, credentials), conditional writes
+    /// on, so [`Lake::put_create`] and so [`Lake::publish`] stay safe
+    /// between concurrent writers.
+    pub fn connect(config: &LakeConfig) -> Result<Lake> {
+        let uri = config.uri.as_str();
         let bad = |reason: String| Error::LakeUri {
             uri: uri.into(),
             reason,
@@ -98,6 +117,16 @@ impl Lake {
             });
         }
         let url = Url::parse(uri).map_err(|e| bad(e.to_string()))?;
+        if url.scheme() == "s3" {
+            let store = s3_store(&url, &config.s3).map_err(|e| bad(e.to_string()))?;
+            let prefix = Path::from_url_path(url.path()).map_err(|e| bad(e.to_string()))?;
+            return Ok(Lake {
+                uri: uri.into(),
+                store: Arc::new(store),
+                prefix,
+                local_root: None,
+            });
+        }
         let (store, prefix) = object_store::parse_url(&url).map_err(|e| bad(e.to_string()))?;
         Ok(Lake {
             uri: uri.into(),
@@ -386,6 +415,30 @@ impl Lake {
             .await
             .map_err(|source| store_error("rename", &target, source))
     }
+}
+
+/// An S3 client for `s3://bucket/…` with these settings. Conditional puts
+/// use the standard `If-None-Match: *` header (AWS S3 since 2024, MinIO,
+/// R2, Ceph, s3s-fs), which is what makes a manifest commit safe there.
+fn s3_store(url: &Url, s3: &S3Config) -> object_store::Result<AmazonS3> {
+    let set = |value: &str| (!value.is_empty()).then(|| value.to_string());
+    let mut builder = AmazonS3Builder::new()
+        .with_url(url.as_str())
+        .with_region(set(&s3.region).unwrap_or_else(|| "us-east-1".into()))
+        .with_allow_http(s3.allow_http)
+        .with_conditional_put(S3ConditionalPut::ETagMatch);
+    if let Some(endpoint) = set(&s3.endpoint) {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let (Some(id), Some(secret)) = (set(&s3.access_key_id), set(&s3.secret_access_key)) {
+        builder = builder
+            .with_access_key_id(id)
+            .with_secret_access_key(secret);
+        if let Some(token) = set(&s3.session_token) {
+            builder = builder.with_token(token);
+        }
+    }
+    builder.build()
 }
 
 /// Where version `version` of manifest `name` is kept, relative to the lake root.

@@ -63,7 +63,7 @@ pub async fn serve(
 ) -> Result<()> {
     let settings = &config.server;
     let keys = ApiKeys::new(&settings.api_keys);
-    let lake = Lake::open(&config.lake.uri)?;
+    let lake = Lake::connect(&config.lake)?;
     let calendar = config.time.calendar()?;
     let registry = FeatureRegistry::embedded()?;
     let services = FeatureServices::embedded(&registry)?;

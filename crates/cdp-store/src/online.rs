@@ -272,7 +272,9 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
 pub enum OnlineTarget {
     /// Snapshots in the lake (`embedded`).
     Embedded,
-    /// A Redis database (`redis://[user:password@]host:port/db`, or `rediss://`).
+    /// A Redis database (`redis://[user:password@]host:port/db`, or
+    /// `rediss://`), or several shards as a comma-separated list of such
+    /// URLs (each entity lives on the shard its id hashes to).
     Redis(String),
 }
 
@@ -286,6 +288,8 @@ impl OnlineTarget {
     /// let redis = OnlineTarget::parse("redis://:secret@cache:6379/2").unwrap();
     /// assert_eq!(redis.to_string(), "redis://cache:6379/2"); // no password shown
     /// assert!(OnlineTarget::parse("memcached://x").is_err());
+    /// let shards = OnlineTarget::parse("redis://a:6379/0, redis://b:6379/0").unwrap();
+    /// assert_eq!(shards.to_string(), "redis://a:6379/0,redis://b:6379/0");
     /// ```
     pub fn parse(uri: &str) -> Result<Self> {
         let uri = uri.trim();
@@ -293,11 +297,14 @@ impl OnlineTarget {
             return Ok(Self::Embedded);
         }
         if uri.starts_with("redis://") || uri.starts_with("rediss://") {
-            ::redis::Client::open(uri).map_err(|e| Error::OnlineTarget {
-                uri: redact(uri),
-                reason: e.to_string(),
-            })?;
-            return Ok(Self::Redis(uri.to_string()));
+            let shards = redis::shard_urls(uri);
+            for (i, shard) in shards.iter().enumerate() {
+                ::redis::Client::open(*shard).map_err(|e| Error::OnlineTarget {
+                    uri: redact(uri),
+                    reason: format!("shard {}: {e}", i + 1),
+                })?;
+            }
+            return Ok(Self::Redis(shards.join(",")));
         }
         Err(Error::OnlineTarget {
             uri: redact(uri),
@@ -323,8 +330,22 @@ impl std::fmt::Display for OnlineTarget {
     }
 }
 
-/// `uri` without the password (and user) of its authority, for messages.
+/// `uri` without the password (and user) of its authority, for messages;
+/// each URL of a comma-separated list of shards alike.
+///
+/// ```
+/// use cdp_store::online::redact;
+///
+/// assert_eq!(
+///     redact("redis://:pw@a:6379/0,redis://user:pw@b:6380/0"),
+///     "redis://a:6379/0,redis://b:6380/0"
+/// );
+/// ```
 pub fn redact(uri: &str) -> String {
+    uri.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return uri.to_string();
     };

@@ -834,3 +834,83 @@ fn embedded_lookups_go_on_while_snapshots_are_swapped() {
     }
     assert_eq!(store.version(), 7);
 }
+
+#[test]
+fn two_redis_shards_split_the_entities_and_answer_like_one_database() {
+    let Some(first) = redis_server() else { return };
+    let second = RedisServer::start()
+        .expect("a second redis-server starts")
+        .expect("redis-server is installed");
+    runtime().block_on(async {
+        let spec = synthetic::Spec {
+            customers: 2_000,
+            features: 12,
+            ..synthetic::Spec::default()
+        };
+        let t = Arc::new(synthetic::table(&spec).unwrap());
+        let settings = OnlineConfig {
+            batch_size: 300,
+            ..OnlineConfig::default()
+        };
+        let single = first.url_db(3);
+        let shards = format!("{},{}", first.url_db(4), second.url_db(4));
+        materialize(Arc::clone(&t), &single, &settings, &Silent)
+            .await
+            .unwrap();
+        // first everything on one database, then on two shards: the
+        // entities that now belong to the second move there
+        let before = materialize(Arc::clone(&t), &first.url_db(4), &settings, &Silent)
+            .await
+            .unwrap();
+        assert_eq!(before.written, 2_000);
+        let after = materialize(Arc::clone(&t), &shards, &settings, &Silent)
+            .await
+            .unwrap();
+        assert_eq!(after.written + after.unchanged, 2_000);
+        assert_eq!(after.deleted, 0, "moving is not deleting");
+        assert!(
+            (800..1_200).contains(&after.written),
+            "about half moved: {after:?}"
+        );
+
+        let mut held = Vec::new();
+        for url in [first.url_db(4), second.url_db(4)] {
+            let mut conn = redis::Client::open(url)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("cdp:e:*")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            held.push(keys.len());
+        }
+        assert_eq!(
+            held.iter().sum::<usize>(),
+            2_000,
+            "each entity once: {held:?}"
+        );
+        assert!(held.iter().all(|&n| n > 800), "{held:?}");
+
+        // the sharded store answers exactly like the single database
+        let one = RedisStore::connect(&single, &settings).await.unwrap();
+        let two = RedisStore::connect(&shards, &settings).await.unwrap();
+        let at = spec.event_time() + TimeDelta::hours(2);
+        for chunk in (0..spec.customers + 20)
+            .collect::<Vec<_>>()
+            .chunks(MAX_ENTITIES)
+        {
+            let ids: Vec<String> = chunk.iter().map(|&r| synthetic::Spec::id(r)).collect();
+            let x = one.get(&Lookup::new(&ids, &[]).at(at)).await.unwrap();
+            let y = two.get(&Lookup::new(&ids, &[]).at(at)).await.unwrap();
+            assert_eq!(x, y);
+        }
+        // a second pass over the same shards writes nothing
+        let again = materialize(Arc::clone(&t), &shards, &settings, &Silent)
+            .await
+            .unwrap();
+        assert_eq!((again.written, again.unchanged), (0, 2_000));
+    });
+}

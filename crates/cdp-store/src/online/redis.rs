@@ -29,6 +29,16 @@
 //! `HMGET P:e:<id> _t <features…>` per entity. When the version moved on
 //! since the features were last read, the store re-reads `P:meta` and
 //! looks up again.
+//!
+//! Shards: the target may list several databases, comma-separated
+//! (`redis://a:6379/0,redis://b:6379/0`). An entity key lives on shard
+//! `xxh3(unified_id) mod N`; `P:meta` and `P:lock` live on the first. A
+//! lookup sends one pipeline per shard that holds some of its entities, all
+//! at once; a materialization scans every shard, and an entity found on a
+//! shard that is no longer its own (the list changed) is written where it
+//! belongs and unlinked where it was. Each shard is one multiplexed,
+//! self-reconnecting connection; reads and the idempotent batch writes are
+//! retried with exponential back-off when a connection drops or times out.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -89,7 +99,28 @@ impl Keys {
     }
 }
 
-/// A connection manager (reconnects on its own) to `url`.
+/// Attempts of a read or an idempotent write before its error is returned.
+const ATTEMPTS: u32 = 4;
+/// The first back-off; each next one is four times longer (10, 40, 160 ms).
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The URLs of the shards `target` lists (comma-separated), in order.
+///
+/// ```
+/// use cdp_store::online::redis::shard_urls;
+///
+/// assert_eq!(shard_urls("redis://a/0, redis://b/0"), ["redis://a/0", "redis://b/0"]);
+/// assert_eq!(shard_urls("redis://a/0"), ["redis://a/0"]);
+/// ```
+pub fn shard_urls(target: &str) -> Vec<&str> {
+    target
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A connection manager (reconnects on its own, with back-off) to `url`.
 async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager> {
     let fail = |source| Error::Redis {
         url: redact(url),
@@ -100,11 +131,98 @@ async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
-        .set_number_of_retries(2);
+        .set_number_of_retries(ATTEMPTS as usize)
+        .set_min_delay(FIRST_BACKOFF)
+        .set_max_delay(Duration::from_secs(2));
     client
         .get_connection_manager_with_config(config)
         .await
         .map_err(fail)
+}
+
+/// Whether `e` is worth another attempt: the connection, not the request.
+fn transient(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
+}
+
+/// Runs `op` until it succeeds, fails for good, or [`ATTEMPTS`] are spent,
+/// waiting [`FIRST_BACKOFF`] × 4ⁿ between attempts. Only for reads and
+/// writes that may safely run twice.
+async fn retry<T, F, Fut>(mut op: F) -> redis::RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                tracing::warn!(attempt, error = %e, "redis call failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 4;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The shard of `n` that entity `id` lives on.
+fn shard_of(id: &str, n: usize) -> usize {
+    match n {
+        0 | 1 => 0,
+        n => (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % n as u64) as usize,
+    }
+}
+
+/// The databases of one store: an entity lives on the shard its id hashes
+/// to; the meta and the lock on the first.
+#[derive(Clone)]
+struct Shards {
+    urls: Arc<[String]>,
+    conns: Vec<ConnectionManager>,
+}
+
+impl Shards {
+    async fn connect(target: &str, timeout: Duration) -> Result<Shards> {
+        let urls: Vec<String> = shard_urls(target).into_iter().map(String::from).collect();
+        if urls.is_empty() {
+            return Err(Error::OnlineTarget {
+                uri: redact(target),
+                reason: "names no Redis database".into(),
+            });
+        }
+        let conns =
+            futures::future::try_join_all(urls.iter().map(|url| connect(url, timeout))).await?;
+        Ok(Shards {
+            urls: urls.into(),
+            conns,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The shard entity `id` lives on.
+    fn of(&self, id: &str) -> usize {
+        shard_of(id, self.conns.len())
+    }
+
+    /// The shard holding the meta and the lock.
+    fn first(&self) -> ConnectionManager {
+        self.conns[0].clone()
+    }
+
+    /// A mapper of a Redis error on shard `shard` during `op`.
+    fn error(&self, shard: usize, op: &'static str) -> impl Fn(redis::RedisError) -> Error + '_ {
+        move |source| Error::Redis {
+            url: redact(&self.urls[shard]),
+            op,
+            source,
+        }
+    }
 }
 
 /// The materialized features as one lookup needs them.
@@ -115,11 +233,11 @@ struct Schema {
     by_name: HashMap<String, usize>,
 }
 
-/// The Redis online store.
+/// The Redis online store, on one database or several shards.
 pub struct RedisStore {
     url: String,
     keys: Keys,
-    conn: ConnectionManager,
+    shards: Shards,
     schema: ArcSwapOption<Schema>,
 }
 
@@ -128,21 +246,23 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("url", &redact(&self.url))
             .field("prefix", &self.keys.prefix)
+            .field("shards", &self.shards.len())
             .finish()
     }
 }
 
 impl RedisStore {
-    /// Connects to `url` (keys under `settings.key_prefix`) and reads what
-    /// is materialized there, if anything.
+    /// Connects to `url`, one database or a comma-separated list of
+    /// shards (keys under `settings.key_prefix`), and reads what is
+    /// materialized there, if anything.
     pub async fn connect(url: &str, settings: &OnlineConfig) -> Result<Self> {
-        let conn = connect(url, Duration::from_millis(settings.redis_timeout_ms)).await?;
+        let shards = Shards::connect(url, Duration::from_millis(settings.redis_timeout_ms)).await?;
         let store = Self {
             url: url.to_string(),
             keys: Keys {
                 prefix: settings.key_prefix.clone(),
             },
-            conn,
+            shards,
             schema: ArcSwapOption::empty(),
         };
         store.load_schema().await?;
@@ -159,14 +279,20 @@ impl RedisStore {
 
     /// Reads `P:meta`; `false` when nothing is materialized.
     async fn load_schema(&self) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let (version, info): (Option<i64>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.keys.meta())
-            .arg("version")
-            .arg("info")
-            .query_async(&mut conn)
-            .await
-            .map_err(self.error("read meta"))?;
+        let (version, info): (Option<i64>, Option<String>) = retry(|| {
+            let mut conn = self.shards.first();
+            let meta = self.keys.meta();
+            async move {
+                redis::cmd("HMGET")
+                    .arg(meta)
+                    .arg("version")
+                    .arg("info")
+                    .query_async(&mut conn)
+                    .await
+            }
+        })
+        .await
+        .map_err(self.error("read meta"))?;
         let (Some(version), Some(info)) = (version, info) else {
             self.schema.store(None);
             return Ok(false);
@@ -213,29 +339,63 @@ impl RedisStore {
                 })
                 .collect::<Result<_>>()?
         };
-        let mut pipe = redis::pipe();
-        pipe.cmd("HGET").arg(self.keys.meta()).arg("version");
-        for id in lookup.entities {
+        // one pipeline per shard holding some of the entities; the first
+        // also reads the meta version
+        let n_shards = self.shards.len();
+        let mut pipes: Vec<(redis::Pipeline, Vec<usize>)> =
+            (0..n_shards).map(|_| (redis::pipe(), Vec::new())).collect();
+        pipes[0].0.cmd("HGET").arg(self.keys.meta()).arg("version");
+        for (e, id) in lookup.entities.iter().enumerate() {
+            let (pipe, members) = &mut pipes[self.shards.of(id)];
             let cmd = pipe.cmd("HMGET").arg(self.keys.entity(id)).arg(TIME_FIELD);
             for &i in &wanted {
                 cmd.arg(&schema.info.features[i].name);
             }
+            members.push(e);
         }
-        let mut conn = self.conn.clone();
-        let replies: Vec<RedisValue> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(self.error("lookup"))?;
-        let mut replies = replies.into_iter();
-        let version = replies
-            .next()
-            .map(Option::<i64>::from_redis_value)
-            .transpose()
-            .map_err(|e| self.error("lookup")(e.into()))?
-            .flatten();
+        let calls = pipes
+            .iter()
+            .enumerate()
+            .filter(|(shard, (_, members))| *shard == 0 || !members.is_empty())
+            .map(|(shard, (pipe, members))| async move {
+                let replies: Vec<RedisValue> = retry(|| {
+                    let mut conn = self.shards.conns[shard].clone();
+                    async move { pipe.query_async(&mut conn).await }
+                })
+                .await
+                .map_err(self.shards.error(shard, "lookup"))?;
+                Ok::<_, Error>((shard, members, replies))
+            });
+        let answers = futures::future::try_join_all(calls).await?;
+        let mut by_entity: Vec<Option<RedisValue>> = vec![None; lookup.entities.len()];
+        let mut version = None;
+        for (shard, members, replies) in answers {
+            let mut replies = replies.into_iter();
+            if shard == 0 {
+                version = replies
+                    .next()
+                    .map(Option::<i64>::from_redis_value)
+                    .transpose()
+                    .map_err(|e| self.error("lookup")(e.into()))?
+                    .flatten();
+            }
+            for (&e, reply) in members.iter().zip(replies) {
+                by_entity[e] = Some(reply);
+            }
+        }
         if version != Some(schema.version) {
             return Ok(None);
         }
+        let replies = by_entity
+            .into_iter()
+            .zip(lookup.entities)
+            .map(|(reply, id)| {
+                reply.ok_or_else(|| Error::RedisData {
+                    key: self.keys.entity(id),
+                    reason: "its shard sent fewer replies than commands".into(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let snapshot_time = schema.info.event_time;
         let n = lookup.entities.len();
         let mut columns: Vec<FeatureColumn> = wanted
@@ -367,7 +527,8 @@ pub async fn materialize(
         }
     };
     // Writes are large; give them time.
-    let mut conn = connect(url, Duration::from_secs(120)).await?;
+    let shards = Shards::connect(url, Duration::from_secs(120)).await?;
+    let mut conn = shards.first();
     let keys = Keys {
         prefix: settings.key_prefix.clone(),
     };
@@ -384,7 +545,7 @@ pub async fn materialize(
     if locked.is_none() {
         return Err(Error::MaterializeBusy { lock: keys.lock() });
     }
-    let outcome = write_all(&table, &keys, &mut conn, settings, progress, url).await;
+    let outcome = write_all(&table, &keys, &shards, settings, progress).await;
     // Release the lock only if it is still ours.
     let holder: Option<String> = redis::cmd("GET")
         .arg(keys.lock())
@@ -404,22 +565,19 @@ pub async fn materialize(
 async fn write_all(
     table: &Arc<OnlineTable>,
     keys: &Keys,
-    conn: &mut ConnectionManager,
+    shards: &Shards,
     settings: &OnlineConfig,
     progress: &dyn Progress,
-    url: &str,
 ) -> Result<RedisReport> {
-    let fail = |op: &'static str| {
-        move |source| Error::Redis {
-            url: redact(url),
-            op,
-            source,
-        }
-    };
     let started = Instant::now();
-    let existing = scan_entities(keys, conn, url).await?;
+    // the entities each shard holds, wherever they belong
+    let existing: Vec<HashSet<String>> = futures::future::try_join_all(
+        (0..shards.len()).map(|shard| scan_entities(keys, shards, shard)),
+    )
+    .await?;
     tracing::info!(
-        existing = existing.len(),
+        existing = existing.iter().map(HashSet::len).sum::<usize>(),
+        shards = shards.len(),
         seconds = started.elapsed().as_secs_f64(),
         "entity keys scanned"
     );
@@ -436,17 +594,15 @@ async fn write_all(
 
     progress.begin("redis", table.rows() as u64);
     let batch = settings.batch_size.max(1);
-    let shared = conn.clone();
     let batches = (0..table.rows()).step_by(batch).map(|start| {
         let range = start..(start + batch).min(table.rows());
         let job = Batch {
             table: Arc::clone(table),
             keys: keys.clone(),
             existing: Arc::clone(&existing),
-            conn: shared.clone(),
+            shards: shards.clone(),
             key_ttl_seconds,
             event_ms,
-            url: url.to_string(),
         };
         tokio::spawn(job.run(range))
     });
@@ -470,24 +626,30 @@ async fn write_all(
     }
     progress.finish();
 
-    // Entities the snapshot no longer has.
-    let mut gone: Vec<String> = {
-        let current: HashSet<&str> = table.ids.iter().flatten().collect();
-        existing
+    // Keys to drop: entities the snapshot no longer has, and entities
+    // found on a shard that is no longer theirs (written where they belong
+    // above).
+    let current: HashSet<&str> = table.ids.iter().flatten().collect();
+    for (shard, held) in existing.iter().enumerate() {
+        let mut gone: Vec<String> = held
+            .iter()
+            .filter(|id| !current.contains(id.as_str()) || shards.of(id) != shard)
+            .map(|id| keys.entity(id))
+            .collect();
+        gone.sort_unstable();
+        for chunk in gone.chunks(batch) {
+            retry(|| {
+                let mut conn = shards.conns[shard].clone();
+                async move { redis::cmd("UNLINK").arg(chunk).exec_async(&mut conn).await }
+            })
+            .await
+            .map_err(shards.error(shard, "unlink"))?;
+        }
+        report.deleted += held
             .iter()
             .filter(|id| !current.contains(id.as_str()))
-            .map(|id| keys.entity(id))
-            .collect()
-    };
-    gone.sort_unstable();
-    for chunk in gone.chunks(batch) {
-        redis::cmd("UNLINK")
-            .arg(chunk)
-            .exec_async(conn)
-            .await
-            .map_err(fail("unlink"))?;
+            .count() as u64;
     }
-    report.deleted = gone.len() as u64;
 
     let info = serde_json::to_string(&table.info).map_err(|e| Error::RedisData {
         key: keys.meta(),
@@ -509,35 +671,35 @@ async fn write_all(
         .cmd("PERSIST")
         .arg(keys.meta())
         .ignore()
-        .query_async(conn)
+        .query_async(&mut shards.first())
         .await
-        .map_err(fail("publish meta"))?;
+        .map_err(shards.error(0, "publish meta"))?;
     report.version = version;
     Ok(report)
 }
 
-/// Every unified_id with an entity key under the prefix.
-async fn scan_entities(
-    keys: &Keys,
-    conn: &mut ConnectionManager,
-    url: &str,
-) -> Result<HashSet<String>> {
+/// Every unified_id with an entity key under the prefix on shard `shard`.
+async fn scan_entities(keys: &Keys, shards: &Shards, shard: usize) -> Result<HashSet<String>> {
     let mut found = HashSet::new();
     let mut cursor: u64 = 0;
+    let pattern = keys.entity_pattern();
     loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(keys.entity_pattern())
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(conn)
-            .await
-            .map_err(|source| Error::Redis {
-                url: redact(url),
-                op: "scan",
-                source,
-            })?;
+        let (next, batch): (u64, Vec<String>) = retry(|| {
+            let mut conn = shards.conns[shard].clone();
+            let pattern = &pattern;
+            async move {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query_async(&mut conn)
+                    .await
+            }
+        })
+        .await
+        .map_err(shards.error(shard, "scan"))?;
         found.extend(
             batch
                 .iter()
@@ -565,47 +727,40 @@ struct EncodedRow {
 struct Batch {
     table: Arc<OnlineTable>,
     keys: Keys,
-    existing: Arc<HashSet<String>>,
-    conn: ConnectionManager,
+    /// The entities each shard holds.
+    existing: Arc<Vec<HashSet<String>>>,
+    shards: Shards,
     key_ttl_seconds: u64,
     event_ms: i64,
-    url: String,
 }
 
 impl Batch {
-    /// Writes rows `range`: returns (written, unchanged).
-    async fn run(mut self, range: std::ops::Range<usize>) -> Result<(u64, u64)> {
-        let url = redact(&self.url);
-        let fail = |op: &'static str| {
-            let url = url.clone();
-            move |source| Error::Redis { url, op, source }
-        };
+    /// Writes rows `range`, each on its shard: returns (written, unchanged).
+    async fn run(self, range: std::ops::Range<usize>) -> Result<(u64, u64)> {
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
+        for row in range {
+            by_shard[self.shards.of(self.table.ids.value(row))].push(row);
+        }
+        let mut done = (0, 0);
+        for (shard, rows) in by_shard.into_iter().enumerate() {
+            if !rows.is_empty() {
+                let (written, unchanged) = self.run_on(shard, rows).await?;
+                done.0 += written;
+                done.1 += unchanged;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes `rows`, which all live on shard `shard`.
+    async fn run_on(&self, shard: usize, rows: Vec<usize>) -> Result<(u64, u64)> {
         let table = &self.table;
         // Each row's fields as text, and its content hash.
-        let mut rows: Vec<EncodedRow> = Vec::with_capacity(range.len());
-        for row in range {
-            let mut fields = Vec::with_capacity(table.columns.len());
-            let mut hasher = Xxh3::new();
-            for (i, (spec, column)) in table.info.features.iter().zip(&table.columns).enumerate() {
-                let mut text = Vec::new();
-                hasher.update(spec.name.as_bytes());
-                hasher.update(spec.ty.name().as_bytes());
-                if column.encode(row, &mut text) {
-                    hasher.update(&[1]);
-                    hasher.update(&text);
-                    fields.push((i, text));
-                } else {
-                    hasher.update(&[0]);
-                }
-                hasher.update(&[0xFF]);
-            }
-            let mut hash = String::with_capacity(16);
-            let _ = write!(hash, "{:016x}", hasher.digest());
-            rows.push(EncodedRow { row, fields, hash });
-        }
-        // The stored hashes of the entities Redis has.
+        let rows: Vec<EncodedRow> = rows.into_iter().map(|row| self.encode(row)).collect();
+        // The stored hashes of the entities this shard has.
+        let held = &self.existing[shard];
         let known: Vec<usize> = (0..rows.len())
-            .filter(|&r| self.existing.contains(table.ids.value(rows[r].row)))
+            .filter(|&r| held.contains(table.ids.value(rows[r].row)))
             .collect();
         let mut stored: Vec<Option<String>> = vec![None; rows.len()];
         if !known.is_empty() {
@@ -615,10 +770,13 @@ impl Batch {
                     .arg(self.keys.entity(table.ids.value(rows[r].row)))
                     .arg(HASH_FIELD);
             }
-            let hashes: Vec<Option<String>> = pipe
-                .query_async(&mut self.conn)
-                .await
-                .map_err(fail("read hashes"))?;
+            let hashes: Vec<Option<String>> = retry(|| {
+                let mut conn = self.shards.conns[shard].clone();
+                let pipe = &pipe;
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await
+            .map_err(self.shards.error(shard, "read hashes"))?;
             for (&r, h) in known.iter().zip(hashes) {
                 stored[r] = h;
             }
@@ -655,9 +813,103 @@ impl Batch {
                 .ignore();
             written += 1;
         }
-        pipe.exec_async(&mut self.conn)
-            .await
-            .map_err(fail("write"))?;
+        // DEL + HSET + EXPIRE in one transaction: safe to send again
+        retry(|| {
+            let mut conn = self.shards.conns[shard].clone();
+            let pipe = &pipe;
+            async move { pipe.exec_async(&mut conn).await }
+        })
+        .await
+        .map_err(self.shards.error(shard, "write"))?;
         Ok((written, unchanged))
+    }
+
+    /// A row's fields as text, and its content hash.
+    fn encode(&self, row: usize) -> EncodedRow {
+        let table = &self.table;
+        let mut fields = Vec::with_capacity(table.columns.len());
+        let mut hasher = Xxh3::new();
+        for (i, (spec, column)) in table.info.features.iter().zip(&table.columns).enumerate() {
+            let mut text = Vec::new();
+            hasher.update(spec.name.as_bytes());
+            hasher.update(spec.ty.name().as_bytes());
+            if column.encode(row, &mut text) {
+                hasher.update(&[1]);
+                hasher.update(&text);
+                fields.push((i, text));
+            } else {
+                hasher.update(&[0]);
+            }
+            hasher.update(&[0xFF]);
+        }
+        let mut hash = String::with_capacity(16);
+        let _ = write!(hash, "{:016x}", hasher.digest());
+        EncodedRow { row, fields, hash }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn dropped() -> redis::RedisError {
+        std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer").into()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_with_backoff_and_others_are_not() {
+        let calls = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let got = retry(|| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move { if n < 2 { Err(dropped()) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 2);
+        // waited 10 ms, then 40 ms
+        assert_eq!(started.elapsed(), Duration::from_millis(50));
+
+        calls.store(0, Ordering::SeqCst);
+        let got: redis::RedisResult<()> = retry(|| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(dropped()) }
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS, "gives up");
+
+        calls.store(0, Ordering::SeqCst);
+        let got: redis::RedisResult<()> = retry(|| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err((redis::ErrorKind::UnexpectedReturnType, "not a hash").into()) }
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a wrong answer is not retried"
+        );
+    }
+
+    #[test]
+    fn entities_spread_over_the_shards_by_their_id() {
+        let shards = |n: usize| -> Vec<usize> {
+            let mut count = vec![0; n];
+            for i in 0..10_000 {
+                let id = format!("U{i:09}");
+                count[shard_of(&id, n)] += 1;
+            }
+            count
+        };
+        for count in [shards(2), shards(3)] {
+            let fair = 10_000 / count.len();
+            assert!(
+                count.iter().all(|&c| c.abs_diff(fair) < fair / 10),
+                "{count:?}"
+            );
+        }
     }
 }
