@@ -172,25 +172,14 @@ fn the_deployment_example_configures_cdp() {
     let config = dir.path().join("cdp.toml");
     std::fs::write(&config, embedded("config.yaml", "cdp.toml: |").join("\n")).unwrap();
     let keys = embedded("secrets.example.yaml", "CDP__SERVER__API_KEYS:").remove(0);
-    let out = cdp()
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "features",
-            "list",
-            "--json",
-        ])
+    let mut command = cdp();
+    command
         .env(
             "CDP__SERVER__API_KEYS",
             keys.replace("replace-with-64-hex", &"ab".repeat(32)),
         )
         .env("AWS_ACCESS_KEY_ID", "example")
-        .env("AWS_SECRET_ACCESS_KEY", "example")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("AWS_SECRET_ACCESS_KEY", "example");
+    let config = config.to_str().unwrap();
+    crate::support::run_ok_with(command, &["--config", config, "features", "list", "--json"]);
 }

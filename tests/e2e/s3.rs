@@ -16,7 +16,7 @@ use cdp_server::auth::{hash_key, new_key};
 use cdp_server::pb;
 use cdp_server::pb::feature_service_client::FeatureServiceClient;
 
-use crate::support::{cdp, generate, read_csv, spawn_until_ready};
+use crate::support::{cdp, generate, read_csv, run_ok_with as ok, spawn_until_ready};
 
 const BUCKET: &str = "cdp-lake";
 const ACCESS_KEY: &str = "cdp-e2e-access";
@@ -142,17 +142,6 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Runs `command ARGS`, asserting success; returns stdout.
-fn ok(mut command: Command, args: &[&str]) -> String {
-    let out = command.args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "cdp {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Rows of `cdp query SQL` over `lake`, as CSV maps.

@@ -14,7 +14,13 @@ pub fn cdp() -> Command {
 
 /// Runs `cdp ARGS`, asserting success; returns stdout.
 pub fn run_ok(args: &[&str]) -> String {
-    let out = cdp().args(args).output().expect("cdp runs");
+    run_ok_with(cdp(), args)
+}
+
+/// Runs `command ARGS` (a [`cdp`] with its own environment), asserting
+/// success; returns stdout.
+pub fn run_ok_with(mut command: Command, args: &[&str]) -> String {
+    let out = command.args(args).output().expect("cdp runs");
     assert!(
         out.status.success(),
         "cdp {args:?} failed: {}",
