@@ -631,11 +631,14 @@ async fn write_all(
     // above).
     let current: HashSet<&str> = table.ids.iter().flatten().collect();
     for (shard, held) in existing.iter().enumerate() {
-        let mut gone: Vec<String> = held
-            .iter()
-            .filter(|id| !current.contains(id.as_str()) || shards.of(id) != shard)
-            .map(|id| keys.entity(id))
-            .collect();
+        let mut gone = Vec::new();
+        for id in held {
+            let dropped = !current.contains(id.as_str());
+            if dropped || shards.of(id) != shard {
+                gone.push(keys.entity(id));
+            }
+            report.deleted += u64::from(dropped);
+        }
         gone.sort_unstable();
         for chunk in gone.chunks(batch) {
             retry(|| {
@@ -645,10 +648,6 @@ async fn write_all(
             .await
             .map_err(shards.error(shard, "unlink"))?;
         }
-        report.deleted += held
-            .iter()
-            .filter(|id| !current.contains(id.as_str()))
-            .count() as u64;
     }
 
     let info = serde_json::to_string(&table.info).map_err(|e| Error::RedisData {
