@@ -6,23 +6,25 @@
 #
 # The lake is made once into bench/results/offers/ (git-ignored) and reused:
 # gen (75 days, so the weekly campaigns have a known outcome), ingest,
-# builds on the campaign eves and on D, tag, train, score. Delete the folder
+# builds on three campaign eves and on D, tag, train, score. Delete the folder
 # to start over.
 #
-#   bench/offers.sh [CUSTOMERS]
+#   bench/offers.sh [CUSTOMERS]        (CDP_BIN=path measures that binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-1000000}"
 as_of=2026-03-16
-eves="2026-01-03 2026-01-10 2026-01-17 2026-01-24 2026-01-31 2026-02-07"
+# the last three campaign eves whose offers have matured: a model needs
+# three sending days (train, validation, test), as in bench/refresh.sh
+eves="2026-01-24 2026-01-31 2026-02-07"
 offers="cc_travel_gold cc_travel_platinum cc_cashback_gold cc_dining_gold cc_premium_signature"
 work="bench/results/offers/$customers"
 lake="$work/lake"
 mkdir -p "$work"
 
 source bench/lib.sh
-release_build
-cdp="$release/cdp"
+# CDP_BIN: a cdp binary to measure instead of building the release one
+if [ -n "${CDP_BIN:-}" ]; then cdp="$CDP_BIN"; else release_build; cdp="$release/cdp"; fi
 
 if [ ! -f "$work/scored.ok" ]; then
   echo "making a scored lake of $customers customers in $work (once)"

@@ -4,6 +4,7 @@
 mod audience;
 mod build;
 mod cli;
+mod cluster;
 mod gen_truth;
 mod historical;
 mod identity;

@@ -11,6 +11,7 @@ pub const EXAMPLES: &str = "\
 Examples:
   cdp build --as-of 2026-03-01
   cdp build --as-of 2026-03-01 --lake s3://bank-lake/cdp --json
+  cdp build --as-of 2026-03-01 --engine ballista://10.0.0.5:50050
 
 Builds the silver layer as of D from what ingest published: only events
 before D+1 00:00 business time ([time] timezone, Asia/Shanghai by default)
@@ -23,6 +24,10 @@ later data arrives.
   silver.features       every feature of `cdp features list`, one row per person
 The three are published together as one snapshot (LAKE/silver/<table>/as_of=D/);
 re-building D replaces it atomically. Read them with `cdp query`.
+With --engine ballista://HOST:PORT (or [engine] cluster) the SQL runs on an
+Apache DataFusion Ballista cluster (see `cdp cluster --help`) with the same
+results; identity resolution (union-find over every customer key) runs in
+this process.
 --json prints {\"as_of\", \"run\", \"persons\", \"rows\": {…}, \"seconds\": {…}, …}.";
 
 #[derive(Debug, clap::Args)]
@@ -30,11 +35,15 @@ pub struct Args {
     /// The as-of business date (YYYY-MM-DD).
     #[arg(long, value_name = "YYYY-MM-DD")]
     as_of: NaiveDate,
+    /// Where the plans run: `local` (this process) or `ballista://HOST:PORT`
+    /// (default: [engine] cluster).
+    #[arg(long, value_name = "URI")]
+    engine: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let registry = FeatureRegistry::embedded()?;
-    let (runtime, engine) = engine::start(ctx)?;
+    let (runtime, engine) = engine::start_on(ctx, args.engine.as_deref())?;
     let report = runtime.block_on(cdp_engine::build::build(
         &engine,
         &registry,

@@ -3,6 +3,7 @@
 //! progress, and calls the library crates.
 
 mod build_cmd;
+mod cluster_cmd;
 mod engine;
 mod features_cmd;
 mod gen_cmd;
@@ -133,6 +134,12 @@ enum Command {
         #[command(subcommand)]
         action: serve_cmd::ApiKeyAction,
     },
+    /// Ballista cluster processes (scheduler, executor) that run cdp's plans past one machine.
+    #[command(after_help = cluster_cmd::EXAMPLES)]
+    Cluster {
+        #[command(subcommand)]
+        action: cluster_cmd::Action,
+    },
     /// The declared features: list them, or describe one.
     #[command(after_help = features_cmd::EXAMPLES)]
     Features {
@@ -202,6 +209,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Offers(args) => offers_cmd::run(&ctx, args),
         Command::Historical(args) => historical_cmd::run(&ctx, args),
         Command::Query(args) => query_cmd::run(&ctx, args),
+        Command::Cluster { action } => cluster_cmd::run(&ctx, action),
         Command::Features { action } => features_cmd::run(&ctx, action),
         Command::Model { action } => model_cmd::run(&ctx, action),
         Command::Serve(args) => serve_cmd::serve(&ctx, args),

@@ -192,7 +192,7 @@ fn announce(json: bool, ready: &Ready, demo_key: Option<&str>) {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing signal handlers")?;

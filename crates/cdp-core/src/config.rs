@@ -823,6 +823,11 @@ pub struct EngineConfig {
     pub target_partitions: usize,
     /// Where spill files go; empty means the system temporary folder.
     pub spill_dir: String,
+    /// Where `cdp build`, `cdp historical` and `cdp offers` run their query
+    /// plans: empty (or `local`) in this process, or `ballista://host:port`
+    /// on that Apache DataFusion Ballista scheduler and its executors
+    /// (`cdp cluster scheduler`, `cdp cluster executor`). `--engine` overrides it.
+    pub cluster: String,
 }
 
 impl Default for EngineConfig {
@@ -831,11 +836,18 @@ impl Default for EngineConfig {
             memory_limit: "auto".into(),
             target_partitions: 0,
             spill_dir: String::new(),
+            cluster: String::new(),
         }
     }
 }
 
 impl EngineConfig {
+    /// The Ballista scheduler to run plans on (`host:port`), or `None` to
+    /// run them in this process.
+    pub fn scheduler(&self) -> Result<Option<String>> {
+        parse_engine(&self.cluster)
+    }
+
     /// The memory limit in bytes (`auto` resolved against `total_memory`).
     pub fn memory_limit_bytes(&self, total_memory: Option<u64>) -> Result<u64> {
         let text = self.memory_limit.trim();
@@ -849,6 +861,36 @@ impl EngineConfig {
             reason: "must be `auto` or a size such as `4GiB`, `512MiB`, `2000000000`".into(),
         })
     }
+}
+
+/// Parses an engine choice: empty or `local` (in process), or
+/// `ballista://host:port` (a Ballista scheduler; the port defaults to 50050).
+pub fn parse_engine(text: &str) -> Result<Option<String>> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("local") {
+        return Ok(None);
+    }
+    let bad = |reason: &str| Error::ConfigValue {
+        key: "engine.cluster",
+        value: text.to_string(),
+        reason: reason.into(),
+    };
+    let rest = text
+        .strip_prefix("ballista://")
+        .ok_or_else(|| bad("must be `local` or `ballista://host:port`"))?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| bad("the port must be a number in 1..=65535"))?,
+        ),
+        None => (rest, 50050),
+    };
+    if host.is_empty() || host.contains('/') || port == 0 {
+        return Err(bad("must be `ballista://host:port`"));
+    }
+    Ok(Some(format!("{host}:{port}")))
 }
 
 /// Parses `4GiB`, `512MiB`, `64KiB`, `1GB`, or plain bytes.
@@ -1113,6 +1155,7 @@ impl Config {
             reason: e.to_string(),
         })?;
         self.engine.memory_limit_bytes(None)?;
+        self.engine.scheduler()?;
         self.tagger.validate()?;
         self.offers.validate()?;
         self.online.validate()?;
@@ -1338,6 +1381,27 @@ mod tests {
         assert_eq!(engine.memory_limit_bytes(None).unwrap(), 512 << 20);
         engine.memory_limit = "1.5GiB".into();
         assert_eq!(engine.memory_limit_bytes(None).unwrap(), 3 << 29);
+        assert_eq!(parse_engine("").unwrap(), None);
+        assert_eq!(parse_engine("local").unwrap(), None);
+        assert_eq!(
+            parse_engine("ballista://10.0.0.5:50050")
+                .unwrap()
+                .as_deref(),
+            Some("10.0.0.5:50050")
+        );
+        assert_eq!(
+            parse_engine("ballista://scheduler").unwrap().as_deref(),
+            Some("scheduler:50050")
+        );
+        for bad in [
+            "spark://x:1",
+            "ballista://:1",
+            "ballista://h:port",
+            "ballista://h:0",
+        ] {
+            let err = parse_engine(bad).unwrap_err().to_string();
+            assert!(err.contains("engine.cluster"), "{bad}: {err}");
+        }
         engine.memory_limit = "lots".into();
         let err = engine.memory_limit_bytes(None).unwrap_err().to_string();
         assert!(err.contains("engine.memory_limit"), "{err}");

@@ -13,7 +13,6 @@
 //!    same D replaces it atomically.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,23 +21,23 @@ use cdp_core::progress::Progress;
 use chrono::{Days, NaiveDate, SecondsFormat, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use serde::Serialize;
 use tracing::instrument;
-use url::Url;
 
 use crate::error::{Error, Result};
 use crate::features::{Family, FeatureRegistry};
 use crate::identity::{KeyKind, Resolver, format_unified_id, parse_unified_id};
-use crate::session::Engine;
+use crate::session::{Engine, Scratch};
 use crate::sql::{Params, render, statements};
 use crate::tables::{self, Access, LayerManifest, Snapshot, TableFiles};
 
@@ -108,7 +107,7 @@ pub async fn build(
             lake: lake.uri().into(),
         });
     }
-    tables::register_reference(engine)?;
+    tables::register_reference(engine).await?;
     fresh_build_schema(engine)?;
     let params = Params::for_build(engine.calendar(), as_of);
     execute_script(engine, "pipelines/views/asof.sql", ASOF_SQL, &params).await?;
@@ -122,12 +121,22 @@ pub async fn build(
         .map(|(d, s)| (*d, s.clone()));
     let identity = resolve_identity(engine, &manifest, as_of).await?;
     let identity_rows = identity.batch.num_rows() as u64;
-    let mem = MemTable::try_new(
-        identity.batch.schema(),
-        partitioned(engine, &identity.batch),
-    )
-    .map_err(Error::datafusion("cannot hold the identity map"))?;
-    tables::register(engine, "build.identity_map", Arc::new(mem))?;
+    let mut written = BTreeMap::new();
+    if engine.is_distributed() {
+        // In-memory tables do not travel to executors: the map is written
+        // first, and the entity views read it from the lake.
+        let files = write_batch(engine, &identity.batch, "identity_map", as_of, &run).await?;
+        let table = tables::listing_table(engine, &files.files, "build.identity_map").await?;
+        tables::register(engine, "build.identity_map", table)?;
+        written.insert("identity_map".to_string(), files);
+    } else {
+        let mem = MemTable::try_new(
+            identity.batch.schema(),
+            partitioned(engine, &identity.batch),
+        )
+        .map_err(Error::datafusion("cannot hold the identity map"))?;
+        tables::register(engine, "build.identity_map", Arc::new(mem))?;
+    }
     execute_script(
         engine,
         "pipelines/views/entities.sql",
@@ -135,16 +144,17 @@ pub async fn build(
         &params,
     )
     .await?;
-    let mut written = BTreeMap::new();
-    let frame = engine
-        .context()
-        .table("build.identity_map")
-        .await
-        .map_err(Error::datafusion("cannot read the identity map"))?;
-    written.insert(
-        "identity_map".to_string(),
-        write_table(engine, frame, "identity_map", as_of, &run).await?,
-    );
+    if !written.contains_key("identity_map") {
+        let frame = engine
+            .context()
+            .table("build.identity_map")
+            .await
+            .map_err(Error::datafusion("cannot read the identity map"))?;
+        written.insert(
+            "identity_map".to_string(),
+            write_table(engine, frame, "identity_map", as_of, &run).await?,
+        );
+    }
     lap(&mut seconds, "identity", &mut clock);
     progress.advance(1);
 
@@ -164,38 +174,21 @@ pub async fn build(
 
     // 4. Features: the entity views several families scan, computed once;
     // then each family on its own; then all of them joined onto the persons.
-    let scratch = engine.scratch_dir()?;
-    for view in SHARED_VIEWS {
-        let name = format!("build.{view}");
-        let frame = query(
-            engine,
-            "pipelines/views/entities.sql",
-            &format!("SELECT * FROM {name}"),
-        )
-        .await?;
-        let table = materialize(engine, frame, &scratch.path().join(view), &name).await?;
-        tables::register(engine, &name, table)?;
-        lap(&mut seconds, &format!("features/{view}"), &mut clock);
-    }
-    for family in registry.families() {
-        let name = format!("build.{}", family_table(&family.name));
-        let frame = family_frame(engine, family, &params).await?;
-        let dir = scratch.path().join(family_table(&family.name));
-        let table = materialize(engine, frame, &dir, &name).await?;
-        tables::register(engine, &name, table)?;
-        lap(
-            &mut seconds,
-            &format!("features/{}", family_table(&family.name)),
-            &mut clock,
-        );
-    }
-    let frame = query(engine, "silver.features", &features_sql(registry)).await?;
-    written.insert(
-        "features".to_string(),
-        write_table(engine, frame, "features", as_of, &run).await?,
-    );
-    drop(scratch);
-    lap(&mut seconds, "features/join", &mut clock);
+    let scratch = engine.scratch()?;
+    let files = features(
+        engine,
+        registry,
+        &params,
+        &scratch,
+        as_of,
+        &run,
+        &mut seconds,
+    )
+    .await;
+    // the scratch files go whether the features were written or not
+    scratch.remove().await?;
+    written.insert("features".to_string(), files?);
+    clock = Instant::now();
     let features: f64 = seconds
         .iter()
         .filter(|(stage, _)| stage.starts_with("features/"))
@@ -233,6 +226,44 @@ pub async fn build(
         features: registry.features().count(),
         seconds,
     })
+}
+
+/// The features stage: the shared entity views, then each family, into
+/// scratch Parquet, then `silver.features` joined onto the persons.
+async fn features(
+    engine: &Engine,
+    registry: &FeatureRegistry,
+    params: &Params,
+    scratch: &Scratch,
+    as_of: NaiveDate,
+    run: &str,
+    seconds: &mut BTreeMap<String, f64>,
+) -> Result<TableFiles> {
+    let mut clock = Instant::now();
+    for view in SHARED_VIEWS {
+        let name = format!("build.{view}");
+        let frame = query(
+            engine,
+            "pipelines/views/entities.sql",
+            &format!("SELECT * FROM {name}"),
+        )
+        .await?;
+        let table = materialize(engine, frame, scratch, view, &name).await?;
+        tables::register(engine, &name, table)?;
+        lap(seconds, &format!("features/{view}"), &mut clock);
+    }
+    for family in registry.families() {
+        let folder = family_table(&family.name);
+        let name = format!("build.{folder}");
+        let frame = family_frame(engine, family, params).await?;
+        let table = materialize(engine, frame, scratch, &folder, &name).await?;
+        tables::register(engine, &name, table)?;
+        lap(seconds, &format!("features/{folder}"), &mut clock);
+    }
+    let frame = query(engine, "silver.features", &features_sql(registry)).await?;
+    let files = write_table(engine, frame, "features", as_of, run).await?;
+    lap(seconds, "features/join", &mut clock);
+    Ok(files)
 }
 
 /// Records the seconds since `since` as stage `name` and restarts the clock.
@@ -332,12 +363,40 @@ async fn write_table(
         let path = format!("{dir}part-empty.parquet");
         engine
             .lake()
-            .put(&path, empty_parquet(schema)?.into())
+            .put(&path, tables::parquet_bytes(schema, &[], None)?.into())
             .await?;
         files.push(path);
     }
     files.sort();
     Ok(TableFiles { files, rows })
+}
+
+/// Writes a batch this process holds as the table's one file of this
+/// snapshot (zstd, like the engine's own writes).
+async fn write_batch(
+    engine: &Engine,
+    batch: &RecordBatch,
+    table: &str,
+    as_of: NaiveDate,
+    run: &str,
+) -> Result<TableFiles> {
+    let path = format!(
+        "{}/run={run}/part-0.parquet",
+        paths::silver_snapshot(table, as_of)
+    );
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let bytes = tables::parquet_bytes(
+        batch.schema(),
+        std::slice::from_ref(batch),
+        Some(properties),
+    )?;
+    engine.lake().put(&path, bytes.into()).await?;
+    Ok(TableFiles {
+        files: vec![path],
+        rows: batch.num_rows() as u64,
+    })
 }
 
 /// A store path made relative to the lake root.
@@ -675,20 +734,16 @@ pub fn features_sql(registry: &FeatureRegistry) -> String {
     )
 }
 
-/// Runs `frame` into Parquet files in the local folder `dir` (fast
+/// Runs `frame` into Parquet files in scratch folder `folder` (fast
 /// compression: they live for one build) and returns a table over them.
 async fn materialize(
     engine: &Engine,
     frame: DataFrame,
-    dir: &Path,
+    scratch: &Scratch,
+    folder: &str,
     name: &str,
 ) -> Result<Arc<dyn TableProvider>> {
-    let url = Url::from_directory_path(dir)
-        .map_err(|()| Error::Scratch {
-            dir: dir.to_path_buf(),
-            source: std::io::Error::other("not an absolute path"),
-        })?
-        .to_string();
+    let url = scratch.url(folder)?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let mut options = TableParquetOptions::default();
     options.global = engine
@@ -704,34 +759,14 @@ async fn materialize(
         .write_parquet(&url, DataFrameWriteOptions::new(), Some(options))
         .await
         .map_err(Error::datafusion(format!("cannot compute {name}")))?;
-    let has_files = std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().next().is_some())
-        .unwrap_or(false);
-    if !has_files {
+    if !scratch.has_files(folder).await? {
         // No rows, no files: one schema-only file keeps the table readable.
-        std::fs::create_dir_all(dir).map_err(|source| Error::Scratch {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        let bytes = empty_parquet(schema)?;
-        std::fs::write(dir.join("part-empty.parquet"), bytes).map_err(|source| Error::Scratch {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        let bytes = tables::parquet_bytes(schema, &[], None)?;
+        scratch
+            .put(folder, "part-empty.parquet", bytes.into())
+            .await?;
     }
     tables::parquet_table(engine, &[url], name).await
-}
-
-/// A Parquet file with `schema` and no rows.
-fn empty_parquet(schema: SchemaRef) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let encode = |e: datafusion::parquet::errors::ParquetError| Error::Encode {
-        format: "parquet",
-        source: Box::new(e),
-    };
-    let writer = ArrowWriter::try_new(&mut bytes, schema, None).map_err(encode)?;
-    writer.close().map_err(encode)?;
-    Ok(bytes)
 }
 
 /// The cutoff instant as text, for logs and reports.

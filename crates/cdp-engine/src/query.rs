@@ -55,7 +55,7 @@ pub async fn register_lake(engine: &Engine, access: Access) -> Result<()> {
     tables::register_bronze(engine, access).await?;
     tables::register_layer(engine, "silver").await?;
     tables::register_layer(engine, "gold").await?;
-    tables::register_reference(engine)
+    tables::register_reference(engine).await
 }
 
 /// Runs one SQL statement and collects its rows.

@@ -22,6 +22,8 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::FunctionRegistry;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{Expr, col};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
@@ -118,7 +120,7 @@ pub async fn register_bronze(engine: &Engine, access: Access) -> Result<BTreeMap
             .unwrap_or_default();
         let provider = if paths.is_empty() {
             parts.insert(source.to_string(), 0);
-            empty_bronze(source)?
+            empty_bronze(engine, source).await?
         } else {
             parts.insert(source.to_string(), paths.len() as u64);
             listing_table(engine, &paths, &format!("bronze.{source}")).await?
@@ -168,7 +170,7 @@ pub async fn register_layer(engine: &Engine, layer: &str) -> Result<Option<Layer
 
 /// Registers `ref.fx_rates`, `ref.mcc_categories` and `ref.card_products`
 /// from the reference tables embedded in the binary.
-pub fn register_reference(engine: &Engine) -> Result<()> {
+pub async fn register_reference(engine: &Engine) -> Result<()> {
     use cdp_core::reference::{CARD_PRODUCTS_CSV, FX_RATES_CSV, MCC_CATEGORIES_CSV};
     let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
     let tables = [
@@ -216,9 +218,8 @@ pub fn register_reference(engine: &Engine) -> Result<()> {
                 column: "*".into(),
                 reason: e.to_string(),
             })?;
-        let mem = MemTable::try_new(schema, vec![batches])
-            .map_err(Error::datafusion(format!("cannot load {table}")))?;
-        register(engine, &table, Arc::new(mem))?;
+        let provider = held_table(engine, &table, schema, batches).await?;
+        register(engine, &table, provider)?;
     }
     Ok(())
 }
@@ -341,12 +342,55 @@ fn masked(
 
 /// An empty table with the shape ingest gives a source: its contract's
 /// fields, the identity hashes of customers, the business date and lineage.
-fn empty_bronze(source: &str) -> Result<Arc<dyn TableProvider>> {
+async fn empty_bronze(engine: &Engine, source: &str) -> Result<Arc<dyn TableProvider>> {
     let schema = bronze_schema(source)?;
-    let mem = MemTable::try_new(schema, vec![vec![]]).map_err(Error::datafusion(format!(
-        "cannot create empty bronze.{source}"
-    )))?;
-    Ok(Arc::new(mem))
+    held_table(engine, &format!("bronze.{source}"), schema, Vec::new()).await
+}
+
+/// A table over batches this process holds: in memory when plans run here;
+/// on a cluster, where in-memory tables do not travel with the plan, a
+/// Parquet file in the lake (`_scratch/tables/<name>-<content hash>.parquet`,
+/// written once per content) that every executor can read.
+pub async fn held_table(
+    engine: &Engine,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<Arc<dyn TableProvider>> {
+    if !engine.is_distributed() {
+        let mem = MemTable::try_new(schema, vec![batches])
+            .map_err(Error::datafusion(format!("cannot hold {name}")))?;
+        return Ok(Arc::new(mem));
+    }
+    let bytes = parquet_bytes(schema, &batches, None)?;
+    let path = format!(
+        "_scratch/tables/{name}-{:016x}.parquet",
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    );
+    if engine.lake().get(&path).await?.is_none() {
+        engine.lake().put(&path, bytes.into()).await?;
+    }
+    listing_table(engine, &[path], name).await
+}
+
+/// Batches encoded as one Parquet file (an empty batch list gives a
+/// schema-only file), with the writer's default properties unless given.
+pub(crate) fn parquet_bytes(
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    properties: Option<WriterProperties>,
+) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let encode = |e: datafusion::parquet::errors::ParquetError| Error::Encode {
+        format: "parquet",
+        source: Box::new(e),
+    };
+    let mut writer = ArrowWriter::try_new(&mut bytes, schema, properties).map_err(encode)?;
+    for batch in batches {
+        writer.write(batch).map_err(encode)?;
+    }
+    writer.close().map_err(encode)?;
+    Ok(bytes)
 }
 
 /// The schema bronze files of `source` have.

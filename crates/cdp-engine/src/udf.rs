@@ -19,7 +19,16 @@ use datafusion::prelude::SessionContext;
 
 /// Registers every cdp function with `ctx`.
 pub fn register(ctx: &SessionContext, calendar: BusinessCalendar) {
-    for (name, f) in [
+    for f in functions(calendar) {
+        ctx.register_udf(f);
+    }
+}
+
+/// Every cdp function, for sessions made elsewhere: a Ballista scheduler's
+/// and executors' registries must hold the same functions, under the same
+/// names, as the client that planned the query.
+pub fn functions(calendar: BusinessCalendar) -> Vec<ScalarUDF> {
+    let mut out: Vec<ScalarUDF> = [
         (
             "mask_phone",
             cdp_core::pii::mask_phone as fn(&str) -> String,
@@ -29,10 +38,12 @@ pub fn register(ctx: &SessionContext, calendar: BusinessCalendar) {
         ("mask_id_number", cdp_core::pii::mask_id_number),
         ("mask_text", cdp_core::pii::mask_text),
         ("sha256_hex", cdp_core::identity::sha256_hex),
-    ] {
-        ctx.register_udf(ScalarUDF::new_from_impl(StringMap::new(name, f)));
-    }
-    ctx.register_udf(business_date(calendar));
+    ]
+    .into_iter()
+    .map(|(name, f)| ScalarUDF::new_from_impl(StringMap::new(name, f)))
+    .collect();
+    out.push(business_date(calendar));
+    out
 }
 
 /// A string-to-string function applied value by value; nulls stay null.

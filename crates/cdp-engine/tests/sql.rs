@@ -114,7 +114,7 @@ impl LakeDb {
         let options = EngineOptions {
             memory_limit: 256 << 20,
             target_partitions: 2,
-            spill_dir: None,
+            ..EngineOptions::default()
         };
         let engine = || Engine::new(lake.clone(), BusinessCalendar::default(), &options);
         let builder = engine().map_err(fail)?;

@@ -244,6 +244,13 @@ impl Night<'_> {
         Ok(Engine::new(self.lake.clone(), self.calendar, self.engine)?)
     }
 
+    /// The build's engine: on the Ballista cluster of `[engine] cluster`
+    /// when there is one (the other stages run in this process).
+    fn build_engine(&self) -> Result<Engine> {
+        let options = self.engine.clone().on_cluster(&self.config.engine)?;
+        Ok(Engine::new(self.lake.clone(), self.calendar, &options)?)
+    }
+
     /// Runs one stage: skipped when an earlier run of the date did it with
     /// the same `input` and `still_current` accepts its output; otherwise
     /// `work`. The record is saved when the stage starts and when it ends.
@@ -408,7 +415,7 @@ impl Night<'_> {
             "features": registry_fingerprint(self.registry),
             "timezone": self.config.time.timezone,
         }));
-        let engine = self.new_engine()?;
+        let engine = self.build_engine()?;
         let registry = self.registry;
         let progress = self.progress;
         let output = self
