@@ -121,14 +121,13 @@ pub async fn build(
         .map(|(d, s)| (*d, s.clone()));
     let identity = resolve_identity(engine, &manifest, as_of).await?;
     let identity_rows = identity.batch.num_rows() as u64;
-    let mut written = BTreeMap::new();
-    if engine.is_distributed() {
-        // In-memory tables do not travel to executors: the map is written
-        // first, and the entity views read it from the lake.
+    // In-memory tables do not travel to executors: on a cluster the map is
+    // written first, and the entity views read it from the lake.
+    let identity_files = if engine.is_distributed() {
         let files = write_batch(engine, &identity.batch, "identity_map", as_of, &run).await?;
         let table = tables::listing_table(engine, &files.files, "build.identity_map").await?;
         tables::register(engine, "build.identity_map", table)?;
-        written.insert("identity_map".to_string(), files);
+        Some(files)
     } else {
         let mem = MemTable::try_new(
             identity.batch.schema(),
@@ -136,7 +135,8 @@ pub async fn build(
         )
         .map_err(Error::datafusion("cannot hold the identity map"))?;
         tables::register(engine, "build.identity_map", Arc::new(mem))?;
-    }
+        None
+    };
     execute_script(
         engine,
         "pipelines/views/entities.sql",
@@ -144,17 +144,18 @@ pub async fn build(
         &params,
     )
     .await?;
-    if !written.contains_key("identity_map") {
-        let frame = engine
-            .context()
-            .table("build.identity_map")
-            .await
-            .map_err(Error::datafusion("cannot read the identity map"))?;
-        written.insert(
-            "identity_map".to_string(),
-            write_table(engine, frame, "identity_map", as_of, &run).await?,
-        );
-    }
+    let identity_files = match identity_files {
+        Some(files) => files,
+        None => {
+            let frame = engine
+                .context()
+                .table("build.identity_map")
+                .await
+                .map_err(Error::datafusion("cannot read the identity map"))?;
+            write_table(engine, frame, "identity_map", as_of, &run).await?
+        }
+    };
+    let mut written = BTreeMap::from([("identity_map".to_string(), identity_files)]);
     lap(&mut seconds, "identity", &mut clock);
     progress.advance(1);
 

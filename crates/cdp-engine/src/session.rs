@@ -177,11 +177,6 @@ impl Engine {
         })
     }
 
-    /// The Ballista scheduler this engine's plans run on, if any.
-    pub fn scheduler(&self) -> Option<&str> {
-        self.scheduler.as_deref()
-    }
-
     /// True when plans run on a Ballista cluster rather than in this process.
     pub fn is_distributed(&self) -> bool {
         self.scheduler.is_some()

@@ -367,9 +367,8 @@ pub async fn held_table(
         "_scratch/tables/{name}-{:016x}.parquet",
         xxhash_rust::xxh3::xxh3_64(&bytes)
     );
-    if engine.lake().get(&path).await?.is_none() {
-        engine.lake().put(&path, bytes.into()).await?;
-    }
+    // the name carries the content: a file already there is this one
+    engine.lake().put_create(&path, bytes.into()).await?;
     listing_table(engine, &[path], name).await
 }
 
