@@ -18,28 +18,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::support::{cdp, read_csv, repo_root, run_ok, scored_lake};
 
 /// The list date.
-const D: &str = "2026-03-16";
+pub(crate) const D: &str = crate::support::SCORED_AS_OF;
 
 /// The card the tests' audiences offer.
 const OFFER: &str = "cc_travel_gold";
 
-struct World {
+pub(crate) struct World {
     dir: tempfile::TempDir,
     raw: PathBuf,
-    lake: String,
+    pub(crate) lake: String,
 }
 
-fn world() -> &'static World {
+/// The scored lake these tests share (2,000 persons, built, tagged,
+/// trained and scored as of [`D`]).
+pub(crate) fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let (raw, lake) = scored_lake(dir.path(), D, &[]);
+        let (raw, lake) = scored_lake(dir.path());
         World { dir, raw, lake }
     })
 }
 
 /// A fresh path in the world's folder.
-fn fresh(name: &str) -> PathBuf {
+pub(crate) fn fresh(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let folder = world()
         .dir

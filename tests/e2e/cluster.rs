@@ -2,7 +2,8 @@
 //! executors, each its own `cdp cluster` process on loopback, build exactly
 //! the silver tables the in-process engine builds; an executor killed in the
 //! middle of a build either has its tasks run elsewhere or fails the build
-//! with nothing published, and the lake is whole either way.
+//! with nothing published, and the lake is whole either way. `cdp offers`
+//! and `cdp historical` on the cluster give the files they give in process.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -11,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{cdp, copy_dir, generate, read_csv, run_ok, run_ok_with, spawn_until_ready};
+use crate::support::{
+    cdp, copy_dir, generate, read_csv, repo_root, run_ok, run_ok_with, spawn_until_ready,
+};
 
 /// A scheduler and its executors, killed on drop.
 struct Cluster {
@@ -330,4 +333,89 @@ fn an_executor_killed_mid_build_is_survived_or_fails_the_build_with_nothing_publ
         assert_same_silver(&lake, &reference, dir.path());
     }
     assert_eq!(leftover_scratch(&lake), Vec::<String>::new());
+}
+
+#[test]
+fn offer_lists_and_training_sets_made_on_the_cluster_equal_those_made_in_process() {
+    let world = crate::audience::world();
+    let lake = Path::new(&world.lake);
+    let cluster = Cluster::start(lake, 2);
+    let engines = [
+        ("local".to_string(), "local"),
+        (cluster.engine(), "cluster"),
+    ];
+
+    // an offer list with a suppression list file, its run record's funnel
+    let audience = repo_root().join("pipelines/audiences/travel_card.toml");
+    let lists: Vec<(Vec<u8>, serde_json::Value)> = engines
+        .iter()
+        .map(|(engine, name)| {
+            let out = crate::audience::fresh(&format!("{name}.csv"));
+            let record = run_ok(&[
+                "offers",
+                "--lake",
+                &world.lake,
+                "--audience",
+                audience.to_str().unwrap(),
+                "--as-of",
+                crate::audience::D,
+                "--out",
+                out.to_str().unwrap(),
+                "--engine",
+                engine,
+                "--json",
+            ]);
+            let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+            (std::fs::read(&out).unwrap(), record["funnel"].clone())
+        })
+        .collect();
+    assert!(lists[0].0.len() > 200, "{} bytes", lists[0].0.len());
+    assert_eq!(lists[1].1, lists[0].1, "the funnels differ");
+    assert!(lists[1].0 == lists[0].0, "the lists differ");
+
+    // a training set: every customer at three instants
+    let customers = run_ok(&[
+        "query",
+        "--lake",
+        &world.lake,
+        "--format",
+        "csv",
+        "SELECT DISTINCT source_key FROM silver.identity_map \
+         WHERE source = 'customers' ORDER BY source_key",
+    ]);
+    let entities = crate::audience::fresh("entities.csv");
+    let mut text = String::from("customer_id,event_timestamp\n");
+    for customer in customers.lines().skip(1) {
+        for ts in [
+            "2026-03-17T09:30:00+08:00",
+            "2026-03-16T23:59:59+08:00",
+            "2026-02-01T00:00:00Z",
+        ] {
+            text.push_str(&format!("{customer},{ts}\n"));
+        }
+    }
+    std::fs::write(&entities, text).unwrap();
+    let sets: Vec<Vec<u8>> = engines
+        .iter()
+        .map(|(engine, name)| {
+            let out = crate::audience::fresh(&format!("{name}-train.csv"));
+            run_ok(&[
+                "historical",
+                "--lake",
+                &world.lake,
+                "--entities",
+                entities.to_str().unwrap(),
+                "--service",
+                "card_offers_v1",
+                "--out",
+                out.to_str().unwrap(),
+                "--engine",
+                engine,
+            ]);
+            std::fs::read(&out).unwrap()
+        })
+        .collect();
+    assert!(sets[0].len() > 10_000, "{} bytes", sets[0].len());
+    assert!(sets[1] == sets[0], "the training sets differ");
+    assert_eq!(leftover_scratch(lake), Vec::<String>::new());
 }

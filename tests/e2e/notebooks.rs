@@ -11,9 +11,6 @@ use std::time::Instant;
 
 use crate::support::{cdp, repo_root, run_ok, scored_lake, spawn_until_ready};
 
-/// The lake's date: the last generated day.
-const D: &str = "2026-03-16";
-
 /// Executes the notebook `argv[1]` in a kernel started in `argv[3]` (as
 /// Jupyter does: the notebook's folder) and writes it, outputs and all, to
 /// `argv[2]`, also when a cell raised (then exits non-zero with the error).
@@ -135,7 +132,7 @@ fn every_notebook_runs_top_to_bottom_against_a_lake_and_a_server() {
     );
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let (_, lake) = scored_lake(dir.path(), D, &["materialize"]);
+    let (_, lake) = scored_lake(dir.path());
     eprintln!("lake built in {:.0} s", started.elapsed().as_secs_f64());
     // without grpcio the notebook skips its gRPC part, as without a server
     let server = grpcio.then(|| serve(dir.path(), &lake));

@@ -20,6 +20,9 @@ use tonic::transport::Channel;
 
 use crate::support::{CAMPAIGN_EVES, cdp, copy_dir, generate, run_ok, spawn_until_ready};
 
+/// The pause of each caller between two calls.
+const PACE: Duration = Duration::from_millis(4);
+
 /// The released day of the base lake.
 const BASE_DAY: &str = "2026-03-16";
 /// The day of the drop.
@@ -379,6 +382,9 @@ impl Callers {
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    // a steady few hundred calls a second, not a flood
+                    // that starves the refresh of the cores
+                    tokio::time::sleep(PACE).await;
                 }
             });
         }

@@ -29,7 +29,7 @@ use tonic::transport::Channel;
 use crate::support::{cdp, copy_dir, read_csv, run_ok, scored_lake, spawn_until_ready};
 
 /// The served date: the last generated day.
-const D: &str = "2026-03-16";
+const D: &str = crate::support::SCORED_AS_OF;
 /// The event time of the snapshot as of D: D+1 00:00 Asia/Shanghai.
 const EVENT_TIME: i64 = 1_773_676_800;
 /// API keys of the test teams.
@@ -57,7 +57,7 @@ fn world() -> &'static World {
         let dir = tempfile::tempdir().unwrap();
         // built on the campaign eves and D, tagged, trained, scored and
         // materialized as of D
-        let (_, lake) = scored_lake(dir.path(), D, &["materialize"]);
+        let (_, lake) = scored_lake(dir.path());
         let keys = Keys {
             all: new_key(),
             no_pii: new_key(),
@@ -938,6 +938,8 @@ fn a_new_snapshot_and_model_are_picked_up_under_load_without_a_failed_request() 
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    // steady load that leaves the publishing commands the cores
+                    tokio::time::sleep(Duration::from_millis(4)).await;
                 }
                 seen
             })

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 
 /// The `cdp` binary under test.
 pub fn cdp() -> Command {
@@ -137,23 +138,46 @@ pub const CAMPAIGN_EVES: [&str; 6] = [
     "2026-02-07",
 ];
 
-/// A scored lake in `dir/lake` from a bank generated into `dir/raw`
-/// (2,000 customers, 75 days, seed 11, 1 % dirt): ingested, built on the
-/// campaign eves and on `as_of`, then tagged, trained and scored as of
-/// `as_of`, and taken through `more` stages as of `as_of`. Returns the raw
-/// folder and the lake.
-pub fn scored_lake(dir: &Path, as_of: &str, more: &[&str]) -> (PathBuf, String) {
-    let raw = dir.join("raw");
-    let lake = dir.join("lake").to_str().unwrap().to_string();
-    generate(&raw, 2_000, 75, 11, 0.01, &[]);
-    run_ok(&["ingest", "--lake", &lake, "--source", raw.to_str().unwrap()]);
-    for d in CAMPAIGN_EVES.iter().chain([&as_of]) {
-        run_ok(&["build", "--lake", &lake, "--as-of", d]);
-    }
-    for stage in ["tag", "train", "score"].iter().chain(more) {
-        run_ok(&[stage, "--lake", &lake, "--as-of", as_of]);
-    }
-    (raw, lake)
+/// The as-of date of [`scored_lake`]: the last generated day.
+pub const SCORED_AS_OF: &str = "2026-03-16";
+
+/// A scored lake of one's own in `dir/lake`, a copy of the one this test
+/// run builds once (under the target's temporary folder) from a bank
+/// generated into its `raw` folder (2,000 customers, 75 days, seed 11,
+/// 1 % dirt): ingested, built on the campaign eves and on
+/// [`SCORED_AS_OF`], then tagged, trained, scored and materialized as of
+/// that day. Returns the (shared, read-only) raw folder and the copy.
+pub fn scored_lake(dir: &Path) -> (PathBuf, String) {
+    static MASTER: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    let (raw, master) = MASTER.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-scored-lake");
+        match std::fs::remove_dir_all(&root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("cannot clear {}: {e}", root.display()),
+        }
+        let raw = root.join("raw");
+        let lake = root.join("lake");
+        let lake_arg = lake.to_str().unwrap();
+        generate(&raw, 2_000, 75, 11, 0.01, &[]);
+        run_ok(&[
+            "ingest",
+            "--lake",
+            lake_arg,
+            "--source",
+            raw.to_str().unwrap(),
+        ]);
+        for d in CAMPAIGN_EVES.iter().chain([&SCORED_AS_OF]) {
+            run_ok(&["build", "--lake", lake_arg, "--as-of", d]);
+        }
+        for stage in ["tag", "train", "score", "materialize"] {
+            run_ok(&[stage, "--lake", lake_arg, "--as-of", SCORED_AS_OF]);
+        }
+        (raw, lake)
+    });
+    let lake = dir.join("lake");
+    copy_dir(master, &lake);
+    (raw.clone(), lake.to_str().unwrap().to_string())
 }
 
 /// Spawns `command` (a `cdp … --json` that serves), its stderr into

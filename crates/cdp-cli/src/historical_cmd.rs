@@ -17,6 +17,8 @@ Examples:
   cdp historical --entities logins.csv --key-column device --key-kind device_id \\
       --timestamp-column login_at --features failed_logins_30d,rooted_devices_90d --out x.parquet
   cdp historical --entities offers.parquet --service card_offers_v1 --out train.parquet --json
+  cdp historical --entities offers.parquet --service card_offers_v1 --out train.parquet \\
+      --engine ballista://10.0.0.5:50050
 
 The entity file (CSV or Parquet) has one row per example: a customer key and
 the instant the example is about. The key column is the one named customer_id,
@@ -35,7 +37,9 @@ card several persons used resolves to nobody. Rows keep their order and every
 column; added are unified_id (unless the key is one), features_as_of (the
 snapshot used) and entity_status (ok, unknown_key, shared_device, shared_card,
 no_snapshot, no_timestamp, no_key), then the features. The output is CSV or
-Parquet by its extension. --json prints {\"rows\", \"snapshots\", \"status\",
+Parquet by its extension. With --engine ballista://HOST:PORT (or [engine]
+cluster) the join runs on an Apache DataFusion Ballista cluster (`cdp cluster
+--help`), the entity rows in the lake's _scratch/ for the run. --json prints {\"rows\", \"snapshots\", \"status\",
 \"expired\", \"seconds\", …}.";
 
 #[derive(Debug, clap::Args)]
@@ -66,6 +70,10 @@ pub struct Args {
     /// The timestamp column (default: event_timestamp, event_time, timestamp, event_ts or ts).
     #[arg(long, value_name = "COLUMN")]
     timestamp_column: Option<String>,
+    /// Where the plans run: `local` (this process) or `ballista://HOST:PORT`
+    /// (default: [engine] cluster).
+    #[arg(long, value_name = "URI")]
+    engine: Option<String>,
 }
 
 fn parse_kind(text: &str) -> Result<KeyKind, String> {
@@ -102,7 +110,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             timestamp_column: args.timestamp_column,
         },
     };
-    let (runtime, engine) = engine::start(ctx)?;
+    let (runtime, engine) = engine::start_on(ctx, args.engine.as_deref())?;
     let report = runtime.block_on(historical(
         &engine,
         &registry,

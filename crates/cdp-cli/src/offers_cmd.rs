@@ -16,6 +16,8 @@ Examples:
   cdp offers --audience pipelines/audiences/travel_card.toml --as-of 2026-03-16 \\
       --out travel.csv --report travel.html
   cdp offers --audience pipelines/audiences/cashback_budget.toml --as-of 2026-03-16 --out cashback.parquet --json
+  cdp offers --audience pipelines/audiences/travel_card.toml --as-of 2026-03-16 --out travel.csv \\
+      --engine ballista://10.0.0.5:50050
 
 The audience file (pipelines/audiences/*.toml, see the README) names the card
 offer, the channel, an eligibility predicate in SQL over c (silver.customer_360),
@@ -39,6 +41,10 @@ unified_id, so the same inputs give the same list byte for byte.
   --report FILE.html       one self-contained page: funnel, scores, expected
                            acceptances, the model's lift and calibration,
                            segment/city mix, top reasons
+With --engine ballista://HOST:PORT (or [engine] cluster) the funnel's SQL
+runs on an Apache DataFusion Ballista cluster (`cdp cluster --help`), its
+intermediate tables in the lake's _scratch/ for the run; selection and
+writing stay here.
 --dry-run prints the funnel and writes nothing. A mistake in the audience
 file is reported with its line: `audience file F, line N: …`. --json prints
 the run record.";
@@ -60,6 +66,10 @@ pub struct Args {
     /// Print the funnel; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Where the plans run: `local` (this process) or `ballista://HOST:PORT`
+    /// (default: [engine] cluster).
+    #[arg(long, value_name = "URI")]
+    engine: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
@@ -76,7 +86,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
     }
     let spec = Audience::load(&args.audience)?;
-    let (runtime, engine) = engine::start(ctx)?;
+    let (runtime, engine) = engine::start_on(ctx, args.engine.as_deref())?;
     let mut list = runtime.block_on(audience::evaluate(
         &engine,
         &spec,

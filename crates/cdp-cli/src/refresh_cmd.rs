@@ -63,8 +63,9 @@ dates, the released one and any a running `cdp serve` holds (servers pin what
 they serve in LAKE/_serving/), the newest keep_models (5) model versions per
 kind besides the current and released ones, and the newest keep_runs (100)
 run records; files nothing names any more are deleted once older than
-grace_minutes (60). Bronze is never deleted. `cdp refresh` runs this after
-every publish.";
+grace_minutes (60). Scratch folders a killed cluster job left
+(LAKE/_scratch/<run id>/, jobs started over a day ago) are deleted. Bronze is
+never deleted. `cdp refresh` runs this after every publish.";
 
 #[derive(Debug, clap::Args)]
 pub struct RefreshArgs {
@@ -287,12 +288,13 @@ pub fn gc(ctx: &Context, args: GcArgs) -> anyhow::Result<()> {
         "deleted"
     };
     println!(
-        "{verb} {} files ({:.1} MB); dropped {} snapshot dates, {} model versions, {} run records; {} unreferenced files are younger than the grace period",
+        "{verb} {} files ({:.1} MB); dropped {} snapshot dates, {} model versions, {} run records, {} scratch files of killed jobs; {} unreferenced files are younger than the grace period",
         report.files_deleted,
         report.bytes_deleted as f64 / 1e6,
         report.dates_dropped.len(),
         report.models_dropped.len(),
         report.runs_deleted,
+        report.scratch_files_deleted,
         report.files_in_grace,
     );
     if !report.pinned_dates.is_empty() {

@@ -50,14 +50,13 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
-use datafusion::datasource::MemTable;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::instrument;
 
 use crate::error::{Error, Result};
 use crate::query::{self, OutputFormat, register_lake};
-use crate::session::Engine;
+use crate::session::{Engine, Scratch};
 use crate::tables::{self, Access};
 
 pub use spec::Audience;
@@ -264,7 +263,7 @@ pub async fn evaluate(
     let gold_run = gold_snapshot.map(|s| s.run.clone()).unwrap_or_default();
     let tags = gold_snapshot.is_some_and(|s| s.tables.contains_key("tags"));
     if !engine.context().table_exist("gold.tags").unwrap_or(false) {
-        register_empty_tags(engine)?;
+        register_empty_tags(engine).await?;
     }
 
     let offer_name = check_names(engine, audience, as_of).await?;
@@ -289,45 +288,21 @@ pub async fn evaluate(
     progress.finish();
     progress.begin("offers: eligible", 0);
 
-    register_list_keys(engine, audience)?;
-    let rules = rules(audience, engine, as_of);
-    let customers = count(
+    // the funnel's intermediate tables: in memory here, in the lake's
+    // scratch space on a cluster (removed whether the funnel ran or not)
+    let scratch = engine.scratch()?;
+    let counted = eligible_and_funnel(
         engine,
-        &format!("SELECT count(*) FROM silver.customer_360 WHERE as_of = DATE '{as_of}'"),
+        audience,
+        as_of,
+        (&predicate, &from),
+        &scratch,
+        (&mut seconds, &mut clock),
+        progress,
     )
-    .await?;
-    // Each suppression set is computed on its own and kept in memory: as
-    // subqueries of the one base query, DataFusion's plan for a million
-    // customers grew to tens of GB.
-    for rule in &rules {
-        if let Some(sql) = &rule.join {
-            let (schema, batches) =
-                collect(engine, &format!("SELECT DISTINCT unified_id FROM ({sql})")).await?;
-            let mem = MemTable::try_new(schema, vec![batches])
-                .map_err(Error::datafusion("cannot keep a suppression set"))?;
-            tables::register(engine, &suppression_table(rule.step), Arc::new(mem))?;
-        }
-    }
-    let base = base_sql(audience, as_of, &predicate, &from, &rules);
-    // the schema comes from the plan: no one may be eligible
-    let (schema, batches) = collect(engine, &base).await?;
-    let mem = MemTable::try_new(schema, vec![batches])
-        .map_err(Error::datafusion("cannot keep the eligible customers"))?;
-    tables::register(engine, BASE, Arc::new(mem))?;
-    lap(&mut seconds, "eligible", &mut clock);
-    progress.finish();
-    progress.begin("offers: funnel", 0);
-
-    let funnel = funnel(engine, audience, customers, &rules).await?;
-    let (survivor_schema, survivors) = collect(
-        engine,
-        &format!(
-            "SELECT * FROM {BASE} WHERE {} ORDER BY score DESC, unified_id ASC",
-            survivor_condition(&rules, audience.min_score)
-        ),
-    )
-    .await?;
-    lap(&mut seconds, "funnel", &mut clock);
+    .await;
+    scratch.remove().await?;
+    let (funnel, survivor_schema, survivors) = counted?;
     progress.finish();
     progress.begin("offers: select", 0);
 
@@ -451,6 +426,60 @@ pub async fn evaluate(
     })
 }
 
+/// The eligible customers, the suppression sets and the funnel's counts,
+/// with the tables they need held in `scratch`; returns the funnel and the
+/// customers who survive it, best first.
+async fn eligible_and_funnel(
+    engine: &Engine,
+    audience: &Audience,
+    as_of: NaiveDate,
+    (predicate, from): (&str, &str),
+    scratch: &Scratch,
+    (seconds, clock): (&mut BTreeMap<String, f64>, &mut Instant),
+    progress: &dyn Progress,
+) -> Result<(Vec<Step>, SchemaRef, Vec<RecordBatch>)> {
+    register_list_keys(engine, audience, scratch).await?;
+    let rules = rules(audience, engine, as_of);
+    let customers = count(
+        engine,
+        &format!("SELECT count(*) FROM silver.customer_360 WHERE as_of = DATE '{as_of}'"),
+    )
+    .await?;
+    // Each suppression set is computed on its own and held apart: as
+    // subqueries of the one base query, DataFusion's plan for a million
+    // customers grew to tens of GB.
+    for rule in &rules {
+        if let Some(sql) = &rule.join {
+            let (schema, batches) =
+                collect(engine, &format!("SELECT DISTINCT unified_id FROM ({sql})")).await?;
+            let name = suppression_table(rule.step);
+            let table =
+                tables::scratch_table(engine, scratch, &name, schema, vec![batches]).await?;
+            tables::register(engine, &name, table)?;
+        }
+    }
+    let base = base_sql(audience, as_of, predicate, from, &rules);
+    // the schema comes from the plan: no one may be eligible
+    let (schema, batches) = collect(engine, &base).await?;
+    let table = tables::scratch_table(engine, scratch, BASE, schema, vec![batches]).await?;
+    tables::register(engine, BASE, table)?;
+    lap(seconds, "eligible", clock);
+    progress.finish();
+    progress.begin("offers: funnel", 0);
+
+    let funnel = funnel(engine, audience, customers, &rules).await?;
+    let (survivor_schema, survivors) = collect(
+        engine,
+        &format!(
+            "SELECT * FROM {BASE} WHERE {} ORDER BY score DESC, unified_id ASC",
+            survivor_condition(&rules, audience.min_score)
+        ),
+    )
+    .await?;
+    lap(seconds, "funnel", clock);
+    Ok((funnel, survivor_schema, survivors))
+}
+
 /// The run record's path beside a list: `lists/travel.csv` →
 /// `lists/travel.run.json`.
 pub fn record_path(list: &Path) -> PathBuf {
@@ -520,7 +549,7 @@ fn literal(text: &str) -> String {
 }
 
 /// `gold.tags`' shape, empty, for lakes never tagged (so `t.` still plans).
-fn register_empty_tags(engine: &Engine) -> Result<()> {
+async fn register_empty_tags(engine: &Engine) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("as_of", DataType::Date32, true),
         Field::new("unified_id", DataType::Utf8, true),
@@ -533,9 +562,8 @@ fn register_empty_tags(engine: &Engine) -> Result<()> {
         ),
         Field::new("tagger_version", DataType::Utf8, true),
     ]));
-    let mem = MemTable::try_new(schema, vec![vec![]])
-        .map_err(Error::datafusion("cannot create an empty gold.tags"))?;
-    tables::register(engine, "gold.tags", Arc::new(mem))
+    let table = tables::held_table(engine, "gold.tags", schema, Vec::new()).await?;
+    tables::register(engine, "gold.tags", table)
 }
 
 /// Checks the offer and the held products against the catalogue and the
@@ -646,7 +674,7 @@ LEFT JOIN (SELECT * FROM gold.tags WHERE as_of = DATE '{as_of}') t ON t.unified_
 }
 
 /// Registers the suppression lists' keys (empty without lists).
-fn register_list_keys(engine: &Engine, audience: &Audience) -> Result<()> {
+async fn register_list_keys(engine: &Engine, audience: &Audience, scratch: &Scratch) -> Result<()> {
     let mut keys = Vec::new();
     for list in &audience.suppress.lists {
         let content = std::fs::read_to_string(&list.value).map_err(|e| {
@@ -666,9 +694,9 @@ fn register_list_keys(engine: &Engine, audience: &Audience) -> Result<()> {
             column: "key".into(),
             reason: e.to_string(),
         })?;
-    let mem = MemTable::try_new(schema, vec![vec![batch]])
-        .map_err(Error::datafusion("cannot load the suppression lists"))?;
-    tables::register(engine, LIST_KEYS, Arc::new(mem))
+    let table =
+        tables::scratch_table(engine, scratch, LIST_KEYS, schema, vec![vec![batch]]).await?;
+    tables::register(engine, LIST_KEYS, table)
 }
 
 /// The keys of a suppression list: the first field of each line (comma,

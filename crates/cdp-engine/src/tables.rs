@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
 use crate::error::{Error, Result};
-use crate::session::Engine;
+use crate::session::{Engine, Scratch};
 
 /// The bronze sources, as ingest names them.
 pub const BRONZE_SOURCES: [&str; 6] = [
@@ -370,6 +370,32 @@ pub async fn held_table(
     // the name carries the content: a file already there is this one
     engine.lake().put_create(&path, bytes.into()).await?;
     listing_table(engine, &[path], name).await
+}
+
+/// A table over batches one job holds for its own later queries (the
+/// partitions as given): in memory when plans run here; on a cluster a
+/// Parquet file in the job's scratch space (`<scratch>/<name>/part-0.parquet`),
+/// gone when the job removes its scratch.
+pub async fn scratch_table(
+    engine: &Engine,
+    scratch: &Scratch,
+    name: &str,
+    schema: SchemaRef,
+    partitions: Vec<Vec<RecordBatch>>,
+) -> Result<Arc<dyn TableProvider>> {
+    match scratch {
+        Scratch::Local(_) => {
+            let mem = MemTable::try_new(schema, partitions)
+                .map_err(Error::datafusion(format!("cannot hold {name}")))?;
+            Ok(Arc::new(mem))
+        }
+        Scratch::Lake { prefix, .. } => {
+            let batches: Vec<RecordBatch> = partitions.into_iter().flatten().collect();
+            let bytes = parquet_bytes(schema, &batches, None)?;
+            scratch.put(name, "part-0.parquet", bytes.into()).await?;
+            listing_table(engine, &[format!("{prefix}{name}/part-0.parquet")], name).await
+        }
+    }
 }
 
 /// Batches encoded as one Parquet file (an empty batch list gives a

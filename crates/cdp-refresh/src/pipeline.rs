@@ -852,6 +852,7 @@ impl Night<'_> {
                     ("files_deleted".into(), report.files_deleted),
                     ("bytes_deleted".into(), report.bytes_deleted),
                     ("runs_deleted".into(), report.runs_deleted),
+                    ("scratch_files_deleted".into(), report.scratch_files_deleted),
                 ]);
             }
             Err(e) => self

@@ -13,6 +13,10 @@
 //!    a stage still writing its files is never cut short.
 //! 4. Run records beyond the newest `keep_runs`, and released lock leases
 //!    but the newest, are deleted.
+//! 5. Scratch folders (`_scratch/<run id>/`, a cluster job's intermediate
+//!    files) of jobs started more than [`SCRATCH_ABANDONED_AFTER_HOURS`]
+//!    ago are deleted: a job that ends removes its own, so these are what
+//!    killed jobs left behind.
 //!
 //! Bronze is never touched: it is the source of truth every snapshot can
 //! be rebuilt from.
@@ -40,6 +44,13 @@ use crate::record::RUNS;
 /// Attempts at a manifest swap when another writer publishes meanwhile.
 const ATTEMPTS: usize = 5;
 
+/// Where jobs keep intermediate files when their plans run on a cluster.
+const SCRATCH: &str = "_scratch";
+
+/// A scratch folder is abandoned once its job started this long ago: no
+/// night's job runs for a day.
+pub const SCRATCH_ABANDONED_AFTER_HOURS: i64 = 24;
+
 /// What retention did (or, dry, would do).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GcReport {
@@ -55,6 +66,8 @@ pub struct GcReport {
     pub files_in_grace: u64,
     /// Run records deleted.
     pub runs_deleted: u64,
+    /// Files deleted from scratch folders killed jobs left behind.
+    pub scratch_files_deleted: u64,
     /// Dates kept because a running server holds them.
     pub pinned_dates: Vec<NaiveDate>,
     /// Nothing was changed (`--dry-run`).
@@ -162,6 +175,8 @@ pub async fn gc(lake: &Lake, policy: &RetentionConfig, dry_run: bool) -> Result<
             lake.delete(&lake.relative(&meta.location)).await?;
         }
     }
+    // 5. scratch folders of killed jobs
+    sweep_scratch(lake, now, dry_run, &mut report).await?;
     tracing::info!(
         dates = report.dates_dropped.len(),
         models = report.models_dropped.len(),
@@ -170,6 +185,52 @@ pub async fn gc(lake: &Lake, policy: &RetentionConfig, dry_run: bool) -> Result<
         "retention applied"
     );
     Ok(report)
+}
+
+/// Deletes the files of abandoned scratch folders (step 5).
+async fn sweep_scratch(
+    lake: &Lake,
+    now: chrono::DateTime<Utc>,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<()> {
+    let cutoff = now - chrono::Duration::hours(SCRATCH_ABANDONED_AFTER_HOURS);
+    let mut folders = BTreeSet::new();
+    for meta in lake.list(SCRATCH).await? {
+        let path = lake.relative(&meta.location);
+        let Some((folder, started)) = scratch_folder(&path) else {
+            continue;
+        };
+        if started >= cutoff {
+            continue;
+        }
+        report.scratch_files_deleted += 1;
+        report.bytes_deleted += meta.size;
+        if !dry_run {
+            lake.delete(&path).await?;
+            folders.insert(folder.to_string());
+        }
+    }
+    // a local store leaves the emptied folders behind
+    if let Some(root) = lake.local_root() {
+        for folder in folders {
+            if let Err(e) = std::fs::remove_dir_all(root.join(&folder)) {
+                tracing::warn!(%folder, "cannot remove an emptied scratch folder: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The folder of a scratch file (`_scratch/<run id>`) and when its job
+/// started, from the run id (`20260316T020000Z-1a2b3c`); `None` for files
+/// outside a job's folder (`_scratch/tables/`, shared by content).
+fn scratch_folder(path: &str) -> Option<(&str, chrono::DateTime<Utc>)> {
+    let rest = path.strip_prefix(SCRATCH)?.strip_prefix('/')?;
+    let (id, _) = rest.split_once('/')?;
+    let (stamp, _) = id.split_once('-')?;
+    let started = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok()?;
+    Some((&path[..SCRATCH.len() + 1 + id.len()], started.and_utc()))
 }
 
 /// Drops the dates not in `keep` from layer manifest `layer`; returns them.
@@ -269,4 +330,63 @@ async fn referenced(
         // a pinned date's silver files stay through the dates kept above
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_folders_are_known_by_their_run_id() {
+        let (folder, started) =
+            scratch_folder("_scratch/20260316T020000Z-1a2b3c/txn_daily/part-0.parquet").unwrap();
+        assert_eq!(folder, "_scratch/20260316T020000Z-1a2b3c");
+        assert_eq!(started.to_rfc3339(), "2026-03-16T02:00:00+00:00");
+        assert_eq!(
+            scratch_folder("_scratch/tables/bronze.x-00ff.parquet"),
+            None
+        );
+        assert_eq!(
+            scratch_folder("silver/features/as_of=2026-03-16/a.parquet"),
+            None
+        );
+        assert_eq!(scratch_folder("_scratch/20260316T020000Z-1a2b3c"), None);
+    }
+
+    #[tokio::test]
+    async fn gc_sweeps_the_scratch_of_killed_jobs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let old = cdp_core::lake::run_id().replacen("2026", "2020", 1);
+        let fresh = cdp_core::lake::run_id();
+        let files = [
+            format!("_scratch/{old}/persons/part-0.parquet"),
+            format!("_scratch/{old}/txn_daily/part-0.parquet"),
+            format!("_scratch/{fresh}/persons/part-0.parquet"),
+            "_scratch/tables/bronze.customers-00ff.parquet".to_string(),
+        ];
+        for f in &files {
+            lake.put(f, bytes::Bytes::from_static(b"x")).await.unwrap();
+        }
+        let policy = RetentionConfig::default();
+        let dry = gc(&lake, &policy, true).await.unwrap();
+        assert_eq!(dry.scratch_files_deleted, 2);
+        assert_eq!(
+            lake.list(SCRATCH).await.unwrap().len(),
+            4,
+            "a dry run deletes nothing"
+        );
+        let done = gc(&lake, &policy, false).await.unwrap();
+        assert_eq!(done.scratch_files_deleted, 2);
+        let left: Vec<String> = lake
+            .list(SCRATCH)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| lake.relative(&m.location))
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.iter().all(|p| !p.contains(&old)), "{left:?}");
+        assert!(!dir.path().join(format!("_scratch/{old}")).exists());
+    }
 }

@@ -69,7 +69,6 @@ use datafusion::arrow::compute::{cast, interleave};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt64Type,
 };
-use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -804,6 +803,14 @@ const ENTITIES: &str = "historical_entities";
 const IDENTITY: &str = "historical_identity_map";
 const FEATURES: &str = "historical_features";
 
+/// Wraps a DataFusion error of the join's step `what`.
+fn join_error(what: &'static str) -> impl FnOnce(datafusion::error::DataFusionError) -> Error {
+    move |error| Error::Join {
+        what: what.to_string(),
+        error: Box::new(error),
+    }
+}
+
 /// The two equi-joins in DataFusion.
 async fn join(
     engine: &Engine,
@@ -812,13 +819,6 @@ async fn join(
     features: &[(String, u32)],
     built: &[Built],
 ) -> Result<Joined> {
-    let df = |what: &str| {
-        let what = what.to_string();
-        move |error: datafusion::error::DataFusionError| Error::Join {
-            what: what.clone(),
-            error: Box::new(error),
-        }
-    };
     // The snapshots the rows use, newest first (the first file gives the
     // table's schema); the newest built when none is used, so the tables
     // still have their columns.
@@ -855,8 +855,28 @@ async fn join(
     for (i, chunk) in prepared.chunks.iter().enumerate() {
         parts[i % partitions].push(chunk.clone());
     }
-    let entities = MemTable::try_new(prepared_schema(), parts).map_err(df("entity rows"))?;
-    tables::register(engine, ENTITIES, Arc::new(entities))?;
+    // in memory here; on a cluster a Parquet file in the lake's scratch
+    // space, removed with it
+    let scratch = engine.scratch()?;
+    let entities =
+        tables::scratch_table(engine, &scratch, ENTITIES, prepared_schema(), parts).await;
+    let batches = match entities {
+        Ok(entities) => run_join(engine, entities, kind, features).await,
+        Err(e) => Err(e.into()),
+    };
+    scratch.remove().await?;
+    Ok(Joined { batches: batches? })
+}
+
+/// Runs the point-in-time join over the registered feature and identity
+/// tables and `entities`, then drops the work tables.
+async fn run_join(
+    engine: &Engine,
+    entities: Arc<dyn datafusion::catalog::TableProvider>,
+    kind: KeyKind,
+    features: &[(String, u32)],
+) -> Result<Vec<RecordBatch>> {
+    tables::register(engine, ENTITIES, entities)?;
 
     let sql = join_sql(kind, features);
     tracing::debug!(%sql, "point-in-time join");
@@ -864,15 +884,18 @@ async fn join(
         .context()
         .sql(&sql)
         .await
-        .map_err(df("cannot plan the join"))?;
-    let batches = frame.collect().await.map_err(df("cannot run the join"));
+        .map_err(join_error("cannot plan the join"))?;
+    let batches = frame
+        .collect()
+        .await
+        .map_err(join_error("cannot run the join"));
     for name in [ENTITIES, IDENTITY, FEATURES] {
         engine
             .context()
             .deregister_table(name)
-            .map_err(df("cannot drop a work table"))?;
+            .map_err(join_error("cannot drop a work table"))?;
     }
-    Ok(Joined { batches: batches? })
+    batches
 }
 
 /// The join of the entity rows with the identity map and the feature
