@@ -508,9 +508,15 @@ fn a_refresh_killed_in_any_stage_leaves_the_previous_release_serving_and_its_rer
         eprintln!("killed in {stage}: the re-run skipped {skipped} stages");
         let outputs = outputs(&lake);
         for (name, value) in &r.outputs {
+            let got = outputs.get(name);
             assert!(
-                outputs.get(name) == Some(value),
-                "killed in {stage}: {name} differs from the uninterrupted night"
+                got == Some(value),
+                "killed in {stage}: {name} differs from the uninterrupted night{}",
+                if value.len() < 200 {
+                    format!(": {got:?}, not {value:?}")
+                } else {
+                    String::new()
+                }
             );
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -161,7 +161,7 @@ fn query(command: Command, lake: &str, sql: &str, dir: &Path) -> Vec<BTreeMap<St
 const SILVER: [(&str, &str); 3] = [
     (
         "identity_map",
-        "SELECT source, source_key, unified_id, matched_by FROM silver.identity_map ORDER BY 1, 2",
+        "SELECT source, source_key, unified_id, matched_by FROM silver.identity_map ORDER BY 1, 2, 3",
     ),
     (
         "customer_360",
@@ -202,7 +202,14 @@ fn a_lake_on_s3_builds_materializes_and_serves_what_a_local_lake_does() {
     for (table, sql) in SILVER {
         let (ours, theirs) = (q(&remote, sql), q(&local, sql));
         assert!(!ours.is_empty(), "silver.{table} is empty");
-        assert_eq!(ours, theirs, "silver.{table} on S3 vs local");
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "silver.{table}: rows on S3 vs local"
+        );
+        for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(o, t, "silver.{table} row {i} on S3 vs local");
+        }
     }
     // the lake lives in the bucket, under its prefix
     let bucket = s3.root.path().join(BUCKET);

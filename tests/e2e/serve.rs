@@ -1089,9 +1089,12 @@ fn the_python_grpcio_client_gets_the_same_answers() {
 #[test]
 fn serve_refuses_to_start_without_keys_or_with_a_bad_address() {
     let w = world();
+    // a folder without the world's cdp.toml (and so without keys)
+    let elsewhere = w.dir.path().join("no-config");
+    std::fs::create_dir_all(&elsewhere).unwrap();
     let out = cdp()
         .args(["serve", "--lake", &w.lake, "--addr", "127.0.0.1:0"])
-        .current_dir(w.dir.path().join("raw"))
+        .current_dir(&elsewhere)
         .output()
         .unwrap();
     assert!(!out.status.success());
